@@ -1,0 +1,121 @@
+"""Channel accounts a merchant connects, and every raw payload they deliver."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from helpdesk.tenancy import TenantOwned
+from tickets.models import Channel, Message, Ticket
+
+
+def new_inbound_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class ChannelAccount(TenantOwned):
+    """One connected channel of a merchant: a support mailbox, a WeChat account, a phone line."""
+
+    kind = models.CharField(max_length=16, choices=Channel.choices)
+    name = models.CharField(max_length=120)
+    is_active = models.BooleanField(default=True)
+    # Authenticates the provider posting to our inbound endpoint.
+    inbound_secret = models.CharField(max_length=64, default=new_inbound_secret)
+    # Set when the channel fails in a way retrying cannot fix; an admin sees why.
+    paused = models.BooleanField(default=False)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.name}"
+
+
+class Mailbox(TenantOwned):
+    """The email side of an email channel: the address customers write to, IMAP and SMTP."""
+
+    account = models.OneToOneField(ChannelAccount, on_delete=models.CASCADE, related_name="mailbox")
+    address = models.EmailField()  # the From of agents' replies
+    from_name = models.CharField(max_length=120, blank=True)
+    imap_host = models.CharField(max_length=255, blank=True)
+    imap_port = models.PositiveIntegerField(default=993)
+    imap_use_ssl = models.BooleanField(default=True)
+    imap_username = models.CharField(max_length=255, blank=True)
+    imap_password_encrypted = models.TextField(blank=True)
+    imap_folder = models.CharField(max_length=255, default="INBOX")
+    # What we have fetched: a new UIDVALIDITY means the server renumbered the folder.
+    imap_uidvalidity = models.BigIntegerField(null=True, blank=True)
+    imap_last_uid = models.BigIntegerField(default=0)
+    imap_last_polled_at = models.DateTimeField(null=True, blank=True)
+    smtp_host = models.CharField(max_length=255, blank=True)
+    smtp_port = models.PositiveIntegerField(default=587)
+    smtp_username = models.CharField(max_length=255, blank=True)
+    smtp_password_encrypted = models.TextField(blank=True)
+    smtp_use_tls = models.BooleanField(default=True)
+    smtp_use_ssl = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return self.address
+
+    @property
+    def polls_imap(self) -> bool:
+        return bool(self.imap_host and self.imap_username)
+
+
+class RawInbound(TenantOwned):
+    """A payload exactly as a channel delivered it, stored before anything else happens."""
+
+    class State(models.TextChoices):
+        RECEIVED = "received", _("Received")
+        PROCESSING = "processing", _("Processing")
+        PROCESSED = "processed", _("Processed")
+        DUPLICATE = "duplicate", _("Duplicate")
+        IGNORED = "ignored", _("Ignored (automated)")
+        FAILED = "failed", _("Failed")
+
+    class Source(models.TextChoices):
+        WEBHOOK = "webhook", _("Webhook")
+        IMAP = "imap", _("IMAP")
+        IMPORT = "import", _("Import")
+
+    account = models.ForeignKey(
+        ChannelAccount, on_delete=models.PROTECT, related_name="raw_inbound"
+    )
+    external_id = models.CharField(max_length=255)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    payload = models.BinaryField()
+    payload_sha256 = models.CharField(max_length=64)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.RECEIVED)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    note = models.CharField(max_length=255, blank=True)  # why it was ignored, what it duplicated
+    message = models.ForeignKey(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    received_at = models.DateTimeField(auto_now_add=True)
+    state_changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "external_id"], name="raw_unique_delivery"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["tenant", "state", "received_at"],
+                name="raw_attention_idx",
+                condition=Q(state__in=["received", "processing", "failed"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.external_id} ({self.state})"

@@ -1,0 +1,66 @@
+"""Tenants (merchants) and who may act for them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Tenant(models.Model):
+    """A merchant sharing this helpdesk. A platform table: it carries no tenant itself."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    default_currency = models.CharField(max_length=3, default="CNY")
+    time_zone = models.CharField(max_length=64, default="Asia/Shanghai")
+    locale = models.CharField(max_length=16, default="zh-hans")
+    # Region used to read phone numbers written without a country code.
+    phone_region = models.CharField(max_length=2, default="CN")
+    max_attachment_bytes = models.PositiveIntegerField(default=20 * 1024 * 1024)
+    # The ticket number counter; taken under a row lock so numbers are gapless per tenant.
+    last_ticket_number = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", _("Owner")
+    ADMIN = "admin", _("Admin")
+    SUPERVISOR = "supervisor", _("Supervisor")
+    AGENT = "agent", _("Agent")
+
+
+class Membership(models.Model):
+    """A user's place in one tenant. Looked up before a tenant is known (at login), so it is a
+    platform table; it still names its tenant, and access goes through ``tenancy.tenants_of``."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.AGENT)
+    display_name = models.CharField(max_length=120, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.tenant} ({self.role})"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in {Role.OWNER, Role.ADMIN}
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role in {Role.OWNER, Role.ADMIN, Role.SUPERVISOR}

@@ -1,0 +1,180 @@
+"""The tenancy core: which merchant the running code acts for, and the walls around it.
+
+The active tenant lives in a ContextVar set only here: by the web middleware, by API
+authentication, by the Celery task base and by Channels consumers. Tenant-owned models use a
+manager that fails closed (no active tenant -> ``TenantNotActive``). On PostgreSQL the database
+backend (``helpdesk.db``) mirrors the active tenant into ``app.tenant_id`` before every statement,
+and row-level security policies restrict every tenant-owned table to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from celery import Task
+from django.db import models
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest, HttpResponse
+
+    from helpdesk.models import Tenant
+
+_active_tenant: ContextVar[Tenant | None] = ContextVar("active_tenant", default=None)
+
+SESSION_KEY = "active_tenant_id"
+
+
+class TenantNotActive(RuntimeError):
+    """Tenant data was queried with no active tenant: a bug, never a user error."""
+
+
+def current_tenant() -> Tenant | None:
+    return _active_tenant.get()
+
+
+def require_tenant() -> Tenant:
+    tenant = _active_tenant.get()
+    if tenant is None:
+        raise TenantNotActive(
+            "No tenant is active. Wrap the code in tenancy.activate(tenant) or, for platform "
+            "code, use the model's all_tenants manager explicitly."
+        )
+    return tenant
+
+
+def rls_setting() -> str:
+    """The value PostgreSQL's ``app.tenant_id`` must hold right now ('' = no rows visible)."""
+    tenant = _active_tenant.get()
+    return str(tenant.pk) if tenant is not None else ""
+
+
+@contextlib.contextmanager
+def activate(tenant: Tenant) -> Iterator[Tenant]:
+    """Act for ``tenant`` inside the block; the previous tenant (or none) is restored after."""
+    if tenant is None or tenant.pk is None:
+        raise TenantNotActive("activate() needs a saved tenant")
+    token = _active_tenant.set(tenant)
+    try:
+        yield tenant
+    finally:
+        _active_tenant.reset(token)
+
+
+@contextlib.contextmanager
+def deactivate() -> Iterator[None]:
+    """Run a block with no tenant active (platform work such as listing tenants)."""
+    token = _active_tenant.set(None)
+    try:
+        yield
+    finally:
+        _active_tenant.reset(token)
+
+
+class TenantScopedManager(models.Manager):
+    """Default manager of tenant-owned models: the active tenant's rows, or an error."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(tenant=require_tenant())
+
+
+class TenantOwned(models.Model):
+    """Abstract base for every tenant-owned table: the tenant column and the fail-closed manager.
+
+    Subclasses get row-level security on PostgreSQL automatically (see ``helpdesk.rls``).
+    """
+
+    tenant = models.ForeignKey("helpdesk.Tenant", on_delete=models.CASCADE, related_name="+")
+
+    # Append-only tables (the audit log) get SELECT and INSERT policies only.
+    rls_append_only = False
+
+    objects = TenantScopedManager()
+    # Platform code that really means every tenant says so; RLS still applies on PostgreSQL.
+    all_tenants = models.Manager()  # noqa: DJ012
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        active = require_tenant()
+        if self.tenant_id is None:
+            self.tenant = active
+        elif self.tenant_id != active.pk:
+            raise TenantNotActive(
+                f"Refusing to save a {type(self).__name__} of tenant {self.tenant_id} "
+                f"while tenant {active.pk} is active"
+            )
+        super().save(*args, **kwargs)
+
+
+def tenants_of(user: Any) -> models.QuerySet:
+    """The tenants a user may act for: their memberships, or every tenant for a superuser."""
+    from helpdesk.models import Tenant
+
+    if not user.is_authenticated:
+        return Tenant.objects.none()
+    if user.is_superuser:
+        return Tenant.objects.filter(is_active=True)
+    return Tenant.objects.filter(memberships__user=user, is_active=True)
+
+
+def tenant_for_session(request: HttpRequest) -> Tenant | None:
+    """The tenant a signed-in user acts for: the one they chose, else their first."""
+    tenants = tenants_of(request.user).order_by("pk")
+    chosen = request.session.get(SESSION_KEY)
+    if chosen is not None:
+        tenant = tenants.filter(pk=chosen).first()
+        if tenant is not None:
+            return tenant
+    return tenants.first()
+
+
+class TenantMiddleware:
+    """Activate the signed-in user's tenant for the request; clear it when the request ends."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        tenant = tenant_for_session(request) if request.user.is_authenticated else None
+        request.tenant = tenant
+        if tenant is None:
+            with deactivate():
+                return self.get_response(request)
+        with activate(tenant):
+            return self.get_response(request)
+
+
+def tenant_context(request: HttpRequest) -> dict[str, Any]:
+    """Template context: the active tenant and the others the user may switch to."""
+    tenant = getattr(request, "tenant", None)
+    membership = None
+    if tenant is not None and request.user.is_authenticated:
+        membership = tenant.memberships.filter(user=request.user).first()
+    return {"tenant": tenant, "membership": membership}
+
+
+class TenantTask(Task):
+    """Celery task base: the first argument is the tenant id, activated for the task's run."""
+
+    def __call__(self, tenant_id: int, *args: Any, **kwargs: Any) -> Any:
+        from helpdesk.models import Tenant
+
+        tenant = Tenant.objects.get(pk=tenant_id)
+        with activate(tenant):
+            return super().__call__(tenant_id, *args, **kwargs)
+
+
+def activate_for_scope(scope: dict[str, Any]) -> Tenant | None:
+    """For Channels consumers: the tenant of the scope's user (sync; call via database_sync_to_async)."""
+    user = scope.get("user")
+    if user is None or not user.is_authenticated:
+        return None
+    session = scope.get("session") or {}
+    tenants = tenants_of(user).order_by("pk")
+    chosen = session.get(SESSION_KEY)
+    tenant = tenants.filter(pk=chosen).first() if chosen is not None else None
+    return tenant or tenants.first()

@@ -1,0 +1,33 @@
+"""Platform pages: health check, home redirect and switching the tenant one acts for."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
+
+from helpdesk.tenancy import SESSION_KEY, tenants_of
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("tickets:list")
+    return redirect("login")
+
+
+@require_POST
+@login_required
+def switch_tenant(request: HttpRequest) -> HttpResponse:
+    tenant = tenants_of(request.user).filter(slug=request.POST.get("tenant", "")).first()
+    if tenant is None:
+        raise Http404("No such merchant")
+    request.session[SESSION_KEY] = tenant.pk
+    return redirect("tickets:list")

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+
+from helpdesk import tenancy
+from helpdesk.env import env_bool, parse_database_url
+from tests.factories import CustomerFactory
+from tickets.models import Customer
+
+
+def test_a_bad_boolean_setting_is_an_error_not_false(monkeypatch):
+    monkeypatch.setenv("DJANGO_DEBUG", "ture")
+    with pytest.raises(ImproperlyConfigured, match="not a boolean"):
+        env_bool("DJANGO_DEBUG", False)
+
+
+def test_database_url_is_parsed_for_postgres_with_our_tenant_aware_backend():
+    parsed = parse_database_url("postgres://app:p%40ss@db.internal:6432/helpdesk?sslmode=require")
+    assert parsed["ENGINE"] == "helpdesk.db"
+    assert (parsed["USER"], parsed["PASSWORD"], parsed["HOST"], parsed["PORT"]) == (
+        "app",
+        "p@ss",
+        "db.internal",
+        "6432",
+    )
+    assert parsed["OPTIONS"] == {"sslmode": "require"}
+
+
+@pytest.mark.django_db
+def test_activation_ends_with_the_block(tenant_acme):
+    with tenancy.activate(tenant_acme):
+        CustomerFactory(name="陈静")
+        assert Customer.objects.count() == 1
+    assert tenancy.current_tenant() is None
+    with pytest.raises(tenancy.TenantNotActive):
+        Customer.objects.count()
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row-level security is PostgreSQL's")
+def test_a_reused_connection_does_not_carry_the_last_tenant(tenant_acme):
+    with tenancy.activate(tenant_acme):
+        CustomerFactory(name="陈静")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM tickets_customer")
+            assert cursor.fetchone()[0] == 1
+    # Same connection, tenant gone: the next statement sees nothing.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM tickets_customer")
+        assert cursor.fetchone()[0] == 0
+        cursor.execute("SELECT current_setting('app.tenant_id', true)")
+        assert cursor.fetchone()[0] == ""
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row-level security is PostgreSQL's")
+def test_the_tenant_survives_a_rolled_back_savepoint(tenant_acme):
+    from django.db import IntegrityError, transaction
+
+    from tickets.models import CustomerIdentity
+
+    with tenancy.activate(tenant_acme):
+        customer = CustomerFactory(email="a@example.com")
+        with pytest.raises(IntegrityError), transaction.atomic():
+            CustomerIdentity.objects.create(customer=customer, kind="email", value="a@example.com")
+        assert Customer.objects.count() == 1
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM tickets_customer")
+            assert cursor.fetchone()[0] == 1
+
+
+@pytest.mark.django_db
+def test_celery_tasks_run_as_the_tenant_they_were_given(tenant_acme, tenant_globex):
+    from celery import shared_task
+
+    @shared_task(base=tenancy.TenantTask)
+    def count_customers(tenant_id: int) -> int:
+        return Customer.objects.count()
+
+    with tenancy.activate(tenant_acme):
+        CustomerFactory()
+        CustomerFactory()
+    assert count_customers.apply(args=[tenant_acme.pk]).get() == 2
+    assert count_customers.apply(args=[tenant_globex.pk]).get() == 0
+    assert tenancy.current_tenant() is None

@@ -1,0 +1,239 @@
+"""Create (or top up) two demo merchants so a newcomer sees a living helpdesk."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from channels_in.models import ChannelAccount, Mailbox
+from helpdesk import tenancy
+from helpdesk.models import Membership, Role, Tenant
+from tickets import services
+from tickets.models import Channel, Group, IdentityKind, Message, Order, OrderLine, Ticket
+
+DEMO_PASSWORD = "helpdesk-demo"
+
+MERCHANTS: list[dict[str, Any]] = [
+    {
+        "slug": "acme",
+        "name": "Acme 家电",
+        "currency": "CNY",
+        "locale": "zh-hans",
+        "time_zone": "Asia/Shanghai",
+        "region": "CN",
+        "people": [
+            ("acme-owner", Role.OWNER, "Chen Owner 陈总"),
+            ("acme-supervisor", Role.SUPERVISOR, "Wang Supervisor 王主管"),
+            ("acme-agent-li", Role.AGENT, "Li Agent 李客服"),
+            ("acme-agent-zhou", Role.AGENT, "Zhou Agent 周客服"),
+        ],
+        "groups": ["售前 Pre-sales", "售后 After-sales"],
+        "customers": [
+            ("李伟", "li.wei@example.cn", "+8613800138000", None),
+            ("王芳", "wangfang@example.cn", None, "oWx_demo_openid_wangfang"),
+            ("张敏", "zhang.min@example.cn", "+8613912345678", None),
+            ("Emily Carter", "emily.carter@example.com", None, None),
+        ],
+        "products": [
+            (
+                "FT-HOOD-900",
+                "吸油烟机 Range hood JQ01",
+                "Ningbo Fotile Supply",
+                "Fotile",
+                "3299.00",
+            ),
+            ("FT-STOVE-2", "燃气灶 Gas hob 2-burner", "Ningbo Fotile Supply", "Fotile", "1599.00"),
+            ("AC-KETTLE-1", "电水壶 Kettle 1.7L", "Foshan Kitchen Co.", "Acme", "199.00"),
+        ],
+        "tickets": [
+            (
+                "吸油烟机安装后噪音很大",
+                Channel.EMAIL,
+                Ticket.Status.NEW,
+                "我家的吸油烟机安装后噪音很大，订单号 {order}，请尽快处理。",
+            ),
+            (
+                "Where is my order {order}?",
+                Channel.EMAIL,
+                Ticket.Status.OPEN,
+                "Hi, my order {order} still shows as shipped after 9 days. Can you check the tracking?",
+            ),
+            (
+                "燃气灶点不着火",
+                Channel.WECHAT,
+                Ticket.Status.PENDING,
+                "燃气灶右边的火点不着，已经试过换电池。",
+            ),
+            (
+                "电水壶漏水，要求退款",
+                Channel.PHONE,
+                Ticket.Status.OPEN,
+                "客户来电：电水壶底部漏水，要求退款。",
+            ),
+            (
+                "发票抬头开错了",
+                Channel.CHAT,
+                Ticket.Status.SOLVED,
+                "你好，发票抬头开错了，能重开吗？",
+            ),
+        ],
+    },
+    {
+        "slug": "globex",
+        "name": "Globex Outdoor",
+        "currency": "USD",
+        "locale": "en",
+        "time_zone": "America/New_York",
+        "region": "US",
+        "people": [
+            ("globex-owner", Role.OWNER, "Grace Owner"),
+            ("globex-supervisor", Role.SUPERVISOR, "Sam Supervisor"),
+            ("globex-agent", Role.AGENT, "Alex Agent"),
+        ],
+        "groups": ["Support"],
+        "customers": [
+            ("James Wilson", "james.wilson@example.com", "+12025550143", None),
+            ("刘洋", "liu.yang@example.com", None, None),
+        ],
+        "products": [
+            ("GX-TENT-4", "Trail tent, 4 person", "Hangzhou Outdoor Mfg", "Globex", "249.00"),
+            ("GX-LAMP-1", "Camping lantern", "Shenzhen Lighting Ltd", "Globex", "39.90"),
+        ],
+        "tickets": [
+            (
+                "Tent pole snapped on first use",
+                Channel.EMAIL,
+                Ticket.Status.OPEN,
+                "The pole of the tent from order {order} snapped on the first night.",
+            ),
+            (
+                "帐篷什么时候发货？",
+                Channel.CHAT,
+                Ticket.Status.NEW,
+                "请问订单 {order} 什么时候发货？",
+            ),
+        ],
+    },
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo merchants, people, customers, orders and tickets (idempotent)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        logins = []
+        for spec in MERCHANTS:
+            logins += self.seed_merchant(spec)
+        self.stdout.write(self.style.SUCCESS("Demo data is ready. Sign in at /login/ with:"))
+        for username, tenant, role in logins:
+            self.stdout.write(f"  {username:<20} {DEMO_PASSWORD}   ({role} of {tenant})")
+
+    @transaction.atomic
+    def seed_merchant(self, spec: dict[str, Any]) -> list[tuple[str, str, str]]:
+        tenant, _ = Tenant.objects.get_or_create(
+            slug=spec["slug"],
+            defaults={
+                "name": spec["name"],
+                "default_currency": spec["currency"],
+                "locale": spec["locale"],
+                "time_zone": spec["time_zone"],
+                "phone_region": spec["region"],
+            },
+        )
+        users = {}
+        logins = []
+        for username, role, display in spec["people"]:
+            user, created = get_user_model().objects.get_or_create(
+                username=username, defaults={"email": f"{username}@{spec['slug']}.example"}
+            )
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                user.save()
+            Membership.objects.get_or_create(
+                tenant=tenant, user=user, defaults={"role": role, "display_name": display}
+            )
+            users[role] = users.get(role) or user
+            logins.append((username, tenant.name, role.label))
+        with tenancy.activate(tenant):
+            self.seed_tenant_data(tenant, spec, users)
+        return logins
+
+    def seed_tenant_data(self, tenant: Tenant, spec: dict[str, Any], users: dict) -> None:
+        for name in spec["groups"]:
+            Group.objects.get_or_create(name=name)
+        account, _ = ChannelAccount.objects.get_or_create(
+            kind=Channel.EMAIL, name="Support mailbox"
+        )
+        Mailbox.objects.get_or_create(
+            account=account,
+            defaults={"address": f"support@{spec['slug']}.example", "from_name": tenant.name},
+        )
+        if Ticket.objects.exists():
+            return
+        now = timezone.now()
+        orders = []
+        for index, (name, email, phone, openid) in enumerate(spec["customers"]):
+            customer = services.resolve_customer(kind=IdentityKind.EMAIL, value=email, name=name)
+            if phone:
+                services.add_identity(actor=None, customer=customer, kind="phone", value=phone)
+            if openid:
+                services.add_identity(actor=None, customer=customer, kind="wechat", value=openid)
+            sku, product, supplier, maker, price = spec["products"][index % len(spec["products"])]
+            placed = now - timedelta(days=12 - index)
+            order = Order.objects.create(
+                customer=customer,
+                number=f"{spec['slug'].upper()}-{202611000 + index}",
+                status=Order.Status.SHIPPED,
+                currency=spec["currency"],
+                total_amount=Decimal(price),
+                paid_amount=Decimal(price),
+                placed_at=placed,
+                shipped_at=placed + timedelta(days=1),
+                carrier="SF Express" if spec["currency"] == "CNY" else "UPS",
+                tracking_number=f"SF{1000000000 + index}",
+            )
+            OrderLine.objects.create(
+                order=order,
+                sku=sku,
+                product_name=product,
+                supplier=supplier,
+                manufacturer=maker,
+                quantity=1,
+                unit_price_amount=Decimal(price),
+            )
+            orders.append(order)
+        agent = users.get(Role.AGENT)
+        for index, (subject, channel, status, body) in enumerate(spec["tickets"]):
+            order = orders[index % len(orders)]
+            ticket = services.open_ticket(
+                actor=None,
+                customer=order.customer,
+                subject=subject.format(order=order.number),
+                channel=channel,
+                order=order,
+            )
+            Message.objects.create(
+                ticket=ticket,
+                direction=Message.Direction.INBOUND,
+                channel=channel,
+                author_customer=order.customer,
+                subject=ticket.subject,
+                body_text=body.format(order=order.number),
+                full_text=body.format(order=order.number),
+            )
+            if status != Ticket.Status.NEW:
+                services.assign_ticket(actor=None, ticket=ticket, assignee=agent)
+                services.change_ticket_status(actor=agent, ticket=ticket, status=status)
+        first = Ticket.objects.order_by("number").first()
+        if first is not None:
+            services.add_note(
+                actor=users.get(Role.SUPERVISOR),
+                ticket=first,
+                text="Check whether this model has a known noise issue with the supplier.",
+            )

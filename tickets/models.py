@@ -1,0 +1,346 @@
+"""Customers, orders, tickets, messages and the audit log. Every table carries its tenant."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+from helpdesk.tenancy import TenantOwned
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", _("Email")
+    CHAT = "chat", _("Live chat")
+    WECHAT = "wechat", _("WeChat")
+    PHONE = "phone", _("Phone")
+    WEB = "web", _("Web form")
+    INTERNAL = "internal", _("Internal")
+
+
+class IdentityKind(models.TextChoices):
+    EMAIL = "email", _("Email")
+    PHONE = "phone", _("Phone")
+    WECHAT = "wechat", _("WeChat openid")
+    CHAT = "chat", _("Chat visitor")
+
+
+class Customer(TenantOwned):
+    name = models.CharField(max_length=200, blank=True)
+    locale = models.CharField(max_length=16, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+
+    def __str__(self) -> str:
+        return self.name or f"Customer #{self.pk}"
+
+    @property
+    def primary_email(self) -> str:
+        identity = self.identities.filter(kind=IdentityKind.EMAIL).first()
+        return identity.value if identity else ""
+
+
+class CustomerIdentity(TenantOwned):
+    """One way to reach a customer; unique per tenant and kind, so two channels meet in one person."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
+    kind = models.CharField(max_length=16, choices=IdentityKind.choices)
+    value = models.CharField(max_length=254)  # normalised: lower-case email, E.164 phone
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "kind", "value"], name="identity_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+
+class Order(TenantOwned):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending payment")
+        PAID = "paid", _("Paid")
+        SHIPPED = "shipped", _("Shipped")
+        DELIVERED = "delivered", _("Delivered")
+        CANCELLED = "cancelled", _("Cancelled")
+        REFUNDED = "refunded", _("Refunded")
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
+    number = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PAID)
+    currency = models.CharField(max_length=3)
+    total_amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+    paid_amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+    refunded_amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+    placed_at = models.DateTimeField()
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    carrier = models.CharField(max_length=60, blank=True)
+    tracking_number = models.CharField(max_length=80, blank=True)
+
+    class Meta:
+        ordering = ["-placed_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "number"], name="order_unique_number"),
+            models.CheckConstraint(
+                condition=Q(total_amount__gte=0, paid_amount__gte=0, refunded_amount__gte=0),
+                name="order_amounts_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__lte=F("paid_amount")),
+                name="order_refund_within_paid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def refundable_amount(self) -> Decimal:
+        return self.paid_amount - self.refunded_amount
+
+
+class OrderLine(TenantOwned):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    sku = models.CharField(max_length=64)
+    product_name = models.CharField(max_length=200)
+    supplier = models.CharField(max_length=200, blank=True)
+    manufacturer = models.CharField(max_length=200, blank=True)
+    quantity = models.PositiveIntegerField(default=1)
+    unit_price_amount = models.DecimalField(max_digits=14, decimal_places=2)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(unit_price_amount__gte=0), name="orderline_price_non_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku}"
+
+    @property
+    def line_amount(self) -> Decimal:
+        return self.unit_price_amount * self.quantity
+
+
+class Group(TenantOwned):
+    """A team tickets are routed to (e.g. "Pre-sales", "After-sales 售后")."""
+
+    name = models.CharField(max_length=100)
+    # New tickets nobody routed elsewhere land in the default group.
+    is_default = models.BooleanField(default=False)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="GroupMember", related_name="helpdesk_groups"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="group_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GroupMember(TenantOwned):
+    group = models.ForeignKey(Group, on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["group", "user"], name="groupmember_unique"),
+        ]
+
+
+class Tag(TenantOwned):
+    name = models.CharField(max_length=60)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="tag_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Ticket(TenantOwned):
+    class Status(models.TextChoices):
+        NEW = "new", _("New")
+        OPEN = "open", _("Open")
+        PENDING = "pending", _("Pending")
+        ON_HOLD = "on_hold", _("On hold")
+        SOLVED = "solved", _("Solved")
+        CLOSED = "closed", _("Closed")
+
+    class Priority(models.TextChoices):
+        LOW = "low", _("Low")
+        NORMAL = "normal", _("Normal")
+        HIGH = "high", _("High")
+        URGENT = "urgent", _("Urgent")
+
+    number = models.PositiveIntegerField()
+    subject = models.CharField(max_length=255)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
+    priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.NORMAL)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="tickets")
+    order = models.ForeignKey(
+        Order, on_delete=models.SET_NULL, null=True, blank=True, related_name="tickets"
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_tickets",
+    )
+    group = models.ForeignKey(
+        Group, on_delete=models.SET_NULL, null=True, blank=True, related_name="tickets"
+    )
+    tags = models.ManyToManyField(Tag, through="TicketTag", related_name="tickets", blank=True)
+    reason_code = models.CharField(max_length=60, blank=True)
+    reopened_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_customer_message_at = models.DateTimeField(null=True, blank=True)
+    solved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "number"], name="ticket_unique_number"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "status", "-updated_at"], name="ticket_queue_idx"),
+            models.Index(
+                fields=["tenant", "customer", "channel", "status"], name="ticket_thread_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.number} {self.subject}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in {self.Status.SOLVED, self.Status.CLOSED}
+
+
+class TicketTag(TenantOwned):
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE)
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["ticket", "tag"], name="tickettag_unique")]
+
+
+class Message(TenantOwned):
+    class Direction(models.TextChoices):
+        INBOUND = "inbound", _("From the customer")
+        OUTBOUND = "outbound", _("To the customer")
+        NOTE = "note", _("Internal note")
+
+    class Delivery(models.TextChoices):
+        RECEIVED = "received", _("Received")
+        QUEUED = "queued", _("Queued")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        NOT_SENT = "not_sent", _("Not sent")  # internal notes
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages")
+    direction = models.CharField(max_length=10, choices=Direction.choices)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    author_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    author_customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="messages"
+    )
+    subject = models.CharField(max_length=255, blank=True)
+    body_text = models.TextField(blank=True)  # what agents are shown (quotes trimmed)
+    full_text = models.TextField(blank=True)  # everything as received
+    body_html = models.TextField(blank=True)  # sanitised before it is stored
+    # The channel's id for this message (Message-ID for mail): a redelivery is recognised by it.
+    external_id = models.CharField(max_length=255, blank=True)
+    delivery_state = models.CharField(
+        max_length=10, choices=Delivery.choices, default=Delivery.RECEIVED
+    )
+    delivery_error = models.TextField(blank=True)
+    delivery_attempts = models.PositiveIntegerField(default=0)
+    metadata = models.JSONField(default=dict, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "channel", "external_id"],
+                condition=~Q(external_id=""),
+                name="message_unique_external_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} on #{self.ticket_id}"
+
+
+def attachment_path(instance: Attachment, filename: str) -> str:
+    # The stored name is ours; the customer's file name is kept in the row.
+    return f"attachments/{instance.tenant_id}/{uuid.uuid4().hex}"
+
+
+class Attachment(TenantOwned):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    file = models.FileField(upload_to=attachment_path, max_length=255)
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=127)
+    size = models.PositiveBigIntegerField()
+    content_id = models.CharField(max_length=255, blank=True)
+    inline = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class AuditEvent(TenantOwned):
+    """Who did what, when: written by services in the same transaction; never updated or deleted."""
+
+    rls_append_only = True
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150)  # "agent li", "system", "customer li.wei@..."
+    action = models.CharField(max_length=60)
+    object_type = models.CharField(max_length=60)
+    object_id = models.CharField(max_length=64)
+    changes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["tenant", "object_type", "object_id"], name="audit_object_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_label} {self.action} {self.object_type}:{self.object_id}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValueError("Audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise ValueError("Audit events are append-only")

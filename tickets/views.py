@@ -1,0 +1,103 @@
+"""The agent's pages: the ticket list and one ticket's conversation."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from helpdesk.tenancy import require_tenant
+from tickets import selectors, services
+from tickets.models import Attachment, Ticket
+
+
+def tenant_required(view):  # type: ignore[no-untyped-def]
+    """Signed in and acting for a tenant; a user with no merchant sees why instead of a crash."""
+
+    @login_required
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:  # type: ignore[no-untyped-def]
+        if getattr(request, "tenant", None) is None:
+            return render(request, "tickets/no_tenant.html", status=403)
+        return view(request, *args, **kwargs)
+
+    wrapped.__name__ = view.__name__
+    wrapped.__doc__ = view.__doc__
+    return wrapped
+
+
+@tenant_required
+def ticket_list(request: HttpRequest) -> HttpResponse:
+    status = request.GET.get("status", "")
+    query = request.GET.get("q", "").strip()
+    mine = request.GET.get("mine") == "1"
+    tickets = selectors.ticket_queue(agent=request.user, status=status, query=query, mine=mine)
+    page = Paginator(tickets, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "tickets/list.html",
+        {
+            "page": page,
+            "status": status,
+            "q": query,
+            "mine": mine,
+            "statuses": Ticket.Status.choices,
+        },
+    )
+
+
+@tenant_required
+def ticket_detail(request: HttpRequest, number: int) -> HttpResponse:
+    ticket = selectors.access_ticket(agent=request.user, number=number)
+    return render(
+        request,
+        "tickets/detail.html",
+        {
+            "ticket": ticket,
+            "conversation": selectors.conversation(ticket=ticket),
+            "statuses": Ticket.Status.choices,
+            "allowed_statuses": services.ALLOWED_TRANSITIONS[ticket.status],
+            "audit": services.AuditEvent.objects.filter(
+                object_type="ticket", object_id=str(ticket.pk)
+            )[:20],
+        },
+    )
+
+
+@require_POST
+@tenant_required
+def ticket_status(request: HttpRequest, number: int) -> HttpResponse:
+    ticket = selectors.access_ticket(agent=request.user, number=number)
+    services.change_ticket_status(
+        actor=request.user, ticket=ticket, status=request.POST.get("status", "")
+    )
+    messages.success(request, f"Ticket #{ticket.number} is now {ticket.get_status_display()}.")
+    return redirect("tickets:detail", number=ticket.number)
+
+
+@require_POST
+@tenant_required
+def ticket_note(request: HttpRequest, number: int) -> HttpResponse:
+    ticket = selectors.access_ticket(agent=request.user, number=number)
+    services.add_note(actor=request.user, ticket=ticket, text=request.POST.get("text", ""))
+    return redirect("tickets:detail", number=ticket.number)
+
+
+@tenant_required
+def attachment_download(request: HttpRequest, pk: int) -> FileResponse:
+    """Attachments are served only to agents of the tenant that owns them."""
+    require_tenant()
+    attachment = Attachment.objects.filter(pk=pk).first()
+    if attachment is None:
+        raise Http404("No such attachment")
+    inline = attachment.content_type.startswith("image/") and request.GET.get("inline") == "1"
+    response = FileResponse(
+        attachment.file.open("rb"),
+        as_attachment=not inline,
+        filename=attachment.filename,
+        content_type=attachment.content_type,
+    )
+    response["Content-Security-Policy"] = "default-src 'none'"
+    return response
