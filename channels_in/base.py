@@ -84,6 +84,13 @@ class Adapter(abc.ABC):
         self.account = account
 
     @abc.abstractmethod
+    def delivery_id(self, payload: bytes) -> str:
+        """The provider's id for a payload, cheaply, before it is parsed (for deduplication).
+
+        Raise ``AdapterError(permanent=True)`` when the payload is plainly not of this channel.
+        """
+
+    @abc.abstractmethod
     def parse(self, payload: bytes) -> list[InboundMessage]:
         """Turn one raw payload into the messages it carries; raise AdapterError if it cannot."""
 

@@ -73,11 +73,25 @@ def deactivate() -> Iterator[None]:
         _active_tenant.reset(token)
 
 
+class ActiveTenantId(models.Expression):
+    """The active tenant's id, read when the SQL is compiled; with no tenant active it raises.
+
+    Filtering on it instead of on a value means a queryset built before any tenant is active
+    (a form field's choices defined at import time) is still bound to the tenant of the moment
+    it runs, and never to nobody.
+    """
+
+    output_field = models.BigIntegerField()
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[int]]:
+        return "%s", [require_tenant().pk]
+
+
 class TenantScopedManager(models.Manager):
     """Default manager of tenant-owned models: the active tenant's rows, or an error."""
 
     def get_queryset(self) -> models.QuerySet:
-        return super().get_queryset().filter(tenant=require_tenant())
+        return super().get_queryset().filter(tenant_id=ActiveTenantId())
 
 
 class TenantOwned(models.Model):

@@ -11,5 +11,7 @@ urlpatterns = [
     path("<int:number>/", views.ticket_detail, name="detail"),
     path("<int:number>/status/", views.ticket_status, name="status"),
     path("<int:number>/note/", views.ticket_note, name="note"),
+    path("<int:number>/reply/", views.ticket_reply, name="reply"),
+    path("<int:number>/messages/<int:pk>/resend/", views.message_resend, name="resend"),
     path("attachments/<int:pk>/", views.attachment_download, name="attachment"),
 ]

@@ -85,6 +85,35 @@ def ticket_note(request: HttpRequest, number: int) -> HttpResponse:
     return redirect("tickets:detail", number=ticket.number)
 
 
+@require_POST
+@tenant_required
+def ticket_reply(request: HttpRequest, number: int) -> HttpResponse:
+    from channels_in.outbound import send_reply
+
+    ticket = selectors.access_ticket(agent=request.user, number=number)
+    send_reply(
+        actor=request.user,
+        ticket=ticket,
+        text=request.POST.get("text", ""),
+        status=request.POST.get("status", Ticket.Status.PENDING),
+    )
+    messages.success(request, "Reply queued for delivery.")
+    return redirect("tickets:detail", number=ticket.number)
+
+
+@require_POST
+@tenant_required
+def message_resend(request: HttpRequest, number: int, pk: int) -> HttpResponse:
+    from channels_in.outbound import resend
+
+    ticket = selectors.access_ticket(agent=request.user, number=number)
+    message = ticket.messages.filter(pk=pk).first()
+    if message is None:
+        raise Http404("No such message")
+    resend(actor=request.user, message=message)
+    return redirect("tickets:detail", number=ticket.number)
+
+
 @tenant_required
 def attachment_download(request: HttpRequest, pk: int) -> FileResponse:
     """Attachments are served only to agents of the tenant that owns them."""

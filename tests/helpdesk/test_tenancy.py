@@ -85,3 +85,19 @@ def test_celery_tasks_run_as_the_tenant_they_were_given(tenant_acme, tenant_glob
     assert count_customers.apply(args=[tenant_acme.pk]).get() == 2
     assert count_customers.apply(args=[tenant_globex.pk]).get() == 0
     assert tenancy.current_tenant() is None
+
+
+@pytest.mark.django_db
+def test_a_queryset_built_before_any_tenant_binds_when_it_runs(tenant_acme, tenant_globex):
+    # e.g. a form field's choices, defined when the module is imported
+    customers = Customer.objects.order_by("name")
+    with tenancy.activate(tenant_acme):
+        CustomerFactory(name="Acme buyer")
+    with tenancy.activate(tenant_globex):
+        CustomerFactory(name="Globex buyer")
+    with pytest.raises(tenancy.TenantNotActive):
+        list(customers.all())
+    with tenancy.activate(tenant_acme):
+        assert [c.name for c in customers.all()] == ["Acme buyer"]
+    with tenancy.activate(tenant_globex):
+        assert [c.name for c in customers.filter(name__endswith="buyer")] == ["Globex buyer"]

@@ -1,0 +1,145 @@
+"""Agents' replies to customers: create the message, then deliver it through its channel."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from channels_in import registry
+from channels_in.base import AdapterError, OutboundReply
+from channels_in.models import ChannelAccount
+from helpdesk import realtime
+from helpdesk.errors import BadInput
+from tickets import services
+from tickets.models import IdentityKind, Message, Ticket
+
+Delivery = Message.Delivery
+
+
+def reply_account(ticket: Ticket) -> ChannelAccount:
+    """The channel account the customer last wrote to, else the merchant's first of the kind."""
+    last_inbound = (
+        ticket.messages.filter(direction=Message.Direction.INBOUND).order_by("-created_at").first()
+    )
+    account_id = last_inbound.metadata.get("account_id") if last_inbound else None
+    accounts = ChannelAccount.objects.filter(kind=ticket.channel, is_active=True)
+    account = accounts.filter(pk=account_id).first() if account_id else None
+    account = account or accounts.order_by("pk").first()
+    if account is None:
+        raise BadInput(
+            f"This merchant has no active {ticket.get_channel_display()} channel to reply on"
+        )
+    return account
+
+
+def reply_address(ticket: Ticket) -> str:
+    last_inbound = (
+        ticket.messages.filter(direction=Message.Direction.INBOUND).order_by("-created_at").first()
+    )
+    if last_inbound and last_inbound.metadata.get("from"):
+        return last_inbound.metadata["from"]
+    identity = ticket.customer.identities.filter(kind=IdentityKind.EMAIL).first()
+    if identity is None:
+        raise BadInput("The customer has no email address to reply to")
+    return identity.value
+
+
+def reply_subject(ticket: Ticket) -> str:
+    subject = ticket.subject
+    if not subject.lower().startswith(("re:", "回复:", "回复：")):
+        subject = f"Re: {subject}"
+    return f"{subject} [#{ticket.number}]"
+
+
+def send_reply(
+    *, actor: Any, ticket: Ticket, text: str, status: str = Ticket.Status.PENDING
+) -> Message:
+    """Reply to the customer on the ticket's channel; delivery happens after commit, with retries."""
+    from channels_in.tasks import deliver_message
+
+    text = (text or "").strip()
+    if not text:
+        raise BadInput("A reply needs some text", field="text")
+    if ticket.channel != "email":
+        raise BadInput(f"Replies on {ticket.get_channel_display()} are not connected yet")
+    account = reply_account(ticket)
+    domain = account.mailbox.address.rsplit("@", 1)[-1]
+    thread = list(
+        ticket.messages.exclude(external_id="")
+        .exclude(direction=Message.Direction.NOTE)
+        .order_by("created_at")
+        .values_list("external_id", flat=True)
+    )
+    with transaction.atomic():
+        message = Message.objects.create(
+            ticket=ticket,
+            direction=Message.Direction.OUTBOUND,
+            channel=ticket.channel,
+            author_user=actor,
+            subject=reply_subject(ticket),
+            body_text=text,
+            full_text=text,
+            external_id=f"{uuid.uuid4().hex}.{ticket.number}@{domain}",
+            delivery_state=Delivery.QUEUED,
+            metadata={
+                "account_id": account.pk,
+                "to": reply_address(ticket),
+                "references": [ref for ref in thread if not ref.startswith("sha256:")][-20:],
+            },
+        )
+        services.record_audit(actor=actor, action="message.reply_queued", obj=message)
+        if ticket.status != status and status in services.ALLOWED_TRANSITIONS[ticket.status]:
+            services.change_ticket_status(actor=actor, ticket=ticket, status=status)
+        else:
+            Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
+        transaction.on_commit(lambda: deliver_message.delay(ticket.tenant_id, message.pk))
+    return message
+
+
+def deliver(*, message_id: int, final: bool = False) -> str:
+    """Send one queued outbound message; records the delivery state the agent sees."""
+    with transaction.atomic():
+        message = Message.objects.select_for_update().select_related("ticket").get(pk=message_id)
+        if message.delivery_state == Delivery.SENT:
+            return Delivery.SENT
+        message.delivery_attempts += 1
+        message.save(update_fields=["delivery_attempts"])
+    account = ChannelAccount.objects.select_related("tenant").get(pk=message.metadata["account_id"])
+    reply = OutboundReply(
+        message=message, to=message.metadata["to"], subject=message.subject, text=message.body_text
+    )
+    try:
+        registry.adapter_for(account).send(reply)
+    except AdapterError as exc:
+        state = Delivery.FAILED if (exc.permanent or final) else Delivery.QUEUED
+        Message.objects.filter(pk=message.pk).update(
+            delivery_state=state, delivery_error=exc.message
+        )
+        if state == Delivery.FAILED:
+            realtime.publish_after_commit(
+                message.tenant_id, "message.failed", {"ticket": message.ticket.number}
+            )
+        raise
+    Message.objects.filter(pk=message.pk).update(
+        delivery_state=Delivery.SENT, delivery_error="", sent_at=timezone.now()
+    )
+    realtime.publish_after_commit(
+        message.tenant_id, "message.sent", {"ticket": message.ticket.number}
+    )
+    return Delivery.SENT
+
+
+def resend(*, actor: Any, message: Message) -> Message:
+    """An agent sends a failed reply again."""
+    from channels_in.tasks import deliver_message
+
+    if message.direction != Message.Direction.OUTBOUND or message.delivery_state != Delivery.FAILED:
+        raise BadInput("Only a failed reply can be sent again")
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk).update(delivery_state=Delivery.QUEUED)
+        services.record_audit(actor=actor, action="message.resent", obj=message)
+        transaction.on_commit(lambda: deliver_message.delay(message.tenant_id, message.pk))
+    return message

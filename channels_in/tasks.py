@@ -1,0 +1,84 @@
+"""Celery tasks of the inbound pipeline and outbound delivery. Each takes the tenant id first."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from channels_in import outbound, pipeline
+from channels_in.base import AdapterError
+from channels_in.models import Mailbox, RawInbound
+from helpdesk import tenancy
+from helpdesk.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRIES = 5
+
+
+def backoff(retries: int) -> int:
+    """Seconds before the next try: 30s, 2m, 8m, 32m, ~2h."""
+    return 30 * 4**retries
+
+
+@shared_task(bind=True, base=tenancy.TenantTask, acks_late=True, max_retries=MAX_RETRIES)
+def process_raw_inbound(self, tenant_id: int, raw_id: int) -> str | None:  # type: ignore[no-untyped-def]
+    try:
+        raw = pipeline.process_raw(raw_id)
+    except Exception as exc:
+        if self.request.retries >= MAX_RETRIES or self.request.is_eager:
+            # Stays failed, with its error, for an admin to retry.
+            return "failed"
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+    return raw.state if raw is not None else None
+
+
+@shared_task(bind=True, base=tenancy.TenantTask, acks_late=True, max_retries=MAX_RETRIES)
+def deliver_message(self, tenant_id: int, message_id: int) -> str:  # type: ignore[no-untyped-def]
+    try:
+        final = self.request.retries >= MAX_RETRIES or bool(self.request.is_eager)
+        return outbound.deliver(message_id=message_id, final=final)
+    except AdapterError as exc:
+        if exc.permanent or self.request.retries >= MAX_RETRIES or self.request.is_eager:
+            return "failed"
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+
+
+@shared_task(bind=True, base=tenancy.TenantTask, acks_late=True)
+def poll_mailbox(self, tenant_id: int, mailbox_id: int) -> int:  # type: ignore[no-untyped-def]
+    from channels_in import imap
+
+    return imap.poll(mailbox_id=mailbox_id)
+
+
+@shared_task
+def poll_all_mailboxes() -> int:
+    """Celery beat: one poll task per connected IMAP mailbox of every active merchant."""
+    queued = 0
+    for tenant in Tenant.objects.filter(is_active=True):
+        with tenancy.activate(tenant):
+            mailboxes = Mailbox.objects.filter(
+                account__is_active=True, account__paused=False
+            ).exclude(imap_host="")
+            for mailbox_id in mailboxes.values_list("pk", flat=True):
+                poll_mailbox.delay(tenant.pk, mailbox_id)
+                queued += 1
+    return queued
+
+
+@shared_task
+def requeue_stale_inbound() -> int:
+    """Celery beat: payloads whose processing never finished go back in the queue."""
+    requeued = 0
+    for tenant in Tenant.objects.filter(is_active=True):
+        with tenancy.activate(tenant):
+            for raw in pipeline.stale_inbound():
+                RawInbound.objects.filter(pk=raw.pk, state=raw.state).update(
+                    state=RawInbound.State.RECEIVED
+                )
+                process_raw_inbound.delay(tenant.pk, raw.pk)
+                requeued += 1
+    if requeued:
+        logger.warning("requeued %d stale inbound payloads", requeued)
+    return requeued

@@ -1,0 +1,129 @@
+"""Inbound endpoints (thin: verify, store raw, enqueue, answer fast) and the admins' inbox log."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from channels_in import pipeline
+from channels_in.base import AdapterError
+from channels_in.models import ChannelAccount, RawInbound
+from helpdesk import tenancy
+from helpdesk.models import Tenant
+from tickets.views import tenant_required
+
+RAW_FIELDS = ("message", "email", "body-mime", "mime")
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"message": message, "code": code, "extra": {}}, status=status)
+
+
+def presented_secret(request: HttpRequest) -> str:
+    """The channel secret from X-Helpdesk-Secret, a Bearer token or HTTP Basic's password."""
+    if request.headers.get("X-Helpdesk-Secret"):
+        return request.headers["X-Helpdesk-Secret"]
+    auth = request.headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip()).decode().partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return ""
+    return ""
+
+
+def raw_mail_from(request: HttpRequest) -> bytes:
+    """The raw message: the request body, or a raw-MIME form field/file of Mailgun or SendGrid."""
+    if request.content_type == "multipart/form-data" or (
+        request.content_type == "application/x-www-form-urlencoded"
+    ):
+        for field in RAW_FIELDS:
+            if field in request.FILES:
+                return request.FILES[field].read()
+        for field in RAW_FIELDS:
+            if request.POST.get(field):
+                # Form fields arrive decoded as UTF-8: 8-bit GBK may already be damaged.
+                return request.POST[field].encode("utf-8", "surrogateescape")
+        return b""
+    return request.body
+
+
+@csrf_exempt
+@require_POST
+def email_inbound(request: HttpRequest, tenant_slug: str, account_id: int) -> HttpResponse:
+    """Accept one raw RFC 822 message for a merchant's email channel; 202 once it is stored."""
+    if int(request.headers.get("Content-Length") or 0) > settings.HELPDESK_INBOUND_MAX_BYTES:
+        return _error(413, "too_large", "The message is larger than this helpdesk accepts")
+    tenant = Tenant.objects.filter(slug=tenant_slug, is_active=True).first()
+    if tenant is None:
+        raise Http404("No such channel")
+    with tenancy.activate(tenant):
+        account = ChannelAccount.objects.filter(pk=account_id, kind="email").first()
+        if account is None:
+            raise Http404("No such channel")
+        if not hmac.compare_digest(
+            presented_secret(request).encode(), account.inbound_secret.encode()
+        ):
+            return _error(403, "bad_secret", "The channel secret is missing or wrong")
+        payload = raw_mail_from(request)
+        try:
+            raw, created = pipeline.receive(
+                account=account, payload=payload, source=RawInbound.Source.WEBHOOK
+            )
+        except AdapterError as exc:
+            return _error(400, "not_mail", exc.message)
+    return JsonResponse(
+        {"status": "accepted" if created else "duplicate", "id": raw.pk, "state": raw.state},
+        status=202,
+    )
+
+
+def _require_admin(request: HttpRequest) -> None:
+    membership = request.tenant.memberships.filter(user=request.user).first()
+    if not (request.user.is_superuser or (membership and membership.is_admin)):
+        raise Http404("Not found")
+
+
+@tenant_required
+def inbound_log(request: HttpRequest) -> HttpResponse:
+    """What arrived on the merchant's channels, failures first: for admins."""
+    _require_admin(request)
+    state = request.GET.get("state", RawInbound.State.FAILED)
+    rows = RawInbound.objects.select_related("account", "ticket").defer("payload")
+    if state != "all":
+        rows = rows.filter(state=state)
+    page = Paginator(rows.order_by("-received_at"), 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "channels_in/inbound_log.html",
+        {"page": page, "state": state, "states": RawInbound.State.choices},
+    )
+
+
+@tenant_required
+def inbound_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_admin(request)
+    raw = get_object_or_404(RawInbound.objects.select_related("account", "ticket"), pk=pk)
+    preview = bytes(raw.payload[:20000]).decode("utf-8", "replace")
+    return render(request, "channels_in/inbound_detail.html", {"raw": raw, "preview": preview})
+
+
+@require_POST
+@tenant_required
+def inbound_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_admin(request)
+    raw = get_object_or_404(RawInbound.objects.defer("payload"), pk=pk)
+    pipeline.retry_inbound(actor=request.user, raw=raw)
+    messages.success(request, "Sent through the pipeline again.")
+    return redirect("channels_in:detail", pk=raw.pk)

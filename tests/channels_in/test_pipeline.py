@@ -1,0 +1,208 @@
+"""The inbound pipeline: nothing a customer sends is lost, duplicated or misfiled."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+
+from channels_in import pipeline
+from channels_in.models import RawInbound
+from helpdesk import tenancy
+from tests.channels_in.mails import customer_mail
+from tests.factories import CustomerFactory, OrderFactory
+from tickets import services
+from tickets.models import Customer, Message, Ticket
+
+pytestmark = pytest.mark.django_db
+
+
+def deliver(account, payload: bytes, django_capture_on_commit_callbacks) -> RawInbound:
+    with django_capture_on_commit_callbacks(execute=True):
+        raw, _ = pipeline.receive(account=account, payload=payload, source="webhook")
+    raw.refresh_from_db()
+    return raw
+
+
+def test_a_customer_email_becomes_a_ticket_with_the_message(
+    acme_email, django_capture_on_commit_callbacks
+):
+    raw = deliver(acme_email, customer_mail(), django_capture_on_commit_callbacks)
+    assert raw.state == "processed"
+    ticket = Ticket.objects.get()
+    assert (ticket.subject, ticket.channel, ticket.status) == ("吸油烟机噪音很大", "email", "new")
+    assert ticket.customer.name == "李伟"
+    assert ticket.customer.primary_email == "li.wei@example.cn"
+    assert ticket.messages.get().body_text == "你好，我的吸油烟机安装后噪音很大。"
+    assert raw.ticket == ticket
+
+
+def test_the_same_message_posted_three_times_is_one_message(
+    acme_email, django_capture_on_commit_callbacks
+):
+    payload = customer_mail(message_id="<once@example.cn>")
+    for _ in range(3):
+        deliver(acme_email, payload, django_capture_on_commit_callbacks)
+    assert Message.objects.count() == 1
+    assert RawInbound.objects.count() == 1
+    assert Ticket.objects.count() == 1
+
+
+def test_the_same_mail_delivered_to_two_mailboxes_is_one_message(
+    acme_email, django_capture_on_commit_callbacks
+):
+    from channels_in.models import ChannelAccount, Mailbox
+
+    sales = ChannelAccount.objects.create(kind="email", name="Sales")
+    Mailbox.objects.create(account=sales, address="sales@acme.example")
+    payload = customer_mail(message_id="<cc-both@example.cn>")
+    deliver(acme_email, payload, django_capture_on_commit_callbacks)
+    second = deliver(sales, payload, django_capture_on_commit_callbacks)
+    assert second.state == "duplicate"
+    assert Message.objects.count() == 1
+
+
+def test_a_reply_lands_on_the_original_ticket(acme_email, django_capture_on_commit_callbacks):
+    deliver(
+        acme_email,
+        customer_mail(message_id="<first@example.cn>"),
+        django_capture_on_commit_callbacks,
+    )
+    ticket = Ticket.objects.get()
+    services.change_ticket_status(actor=None, ticket=ticket, status="solved")
+    deliver(
+        acme_email,
+        customer_mail(
+            subject="Re: 吸油烟机噪音很大", body="还是很吵。", in_reply_to="<first@example.cn>"
+        ),
+        django_capture_on_commit_callbacks,
+    )
+    ticket.refresh_from_db()
+    assert Ticket.objects.count() == 1
+    assert ticket.messages.count() == 2
+    assert ticket.status == "open"  # the customer answered a solved ticket: it reopens
+    assert ticket.reopened_count == 1
+
+
+def test_a_reply_to_a_closed_ticket_opens_a_new_one(acme_email, django_capture_on_commit_callbacks):
+    deliver(
+        acme_email, customer_mail(message_id="<old@example.cn>"), django_capture_on_commit_callbacks
+    )
+    services.change_ticket_status(actor=None, ticket=Ticket.objects.get(), status="closed")
+    deliver(
+        acme_email,
+        customer_mail(in_reply_to="<old@example.cn>"),
+        django_capture_on_commit_callbacks,
+    )
+    assert Ticket.objects.count() == 2
+
+
+def test_a_new_mail_from_the_same_customer_joins_their_open_ticket(
+    acme_email, django_capture_on_commit_callbacks
+):
+    deliver(acme_email, customer_mail(), django_capture_on_commit_callbacks)
+    deliver(
+        acme_email,
+        customer_mail(subject="补充照片", body="附上照片。"),
+        django_capture_on_commit_callbacks,
+    )
+    deliver(
+        acme_email,
+        customer_mail(
+            sender="Emily <emily@example.com>", subject="Invoice", body="Please send it."
+        ),
+        django_capture_on_commit_callbacks,
+    )
+    assert Ticket.objects.count() == 2
+    assert Ticket.objects.get(customer__name="李伟").messages.count() == 2
+
+
+def test_a_customer_is_recognised_by_any_identity(acme_email, django_capture_on_commit_callbacks):
+    known = CustomerFactory(name="李伟", email="li.wei@example.cn")
+    services.add_identity(actor=None, customer=known, kind="phone", value="13800138000")
+    deliver(
+        acme_email, customer_mail(sender="LI.WEI@example.cn"), django_capture_on_commit_callbacks
+    )
+    assert Customer.objects.count() == 1
+    assert Ticket.objects.get().customer == known
+
+
+def test_an_order_number_in_the_mail_links_the_customers_order(
+    acme_email, django_capture_on_commit_callbacks
+):
+    customer = CustomerFactory(name="李伟", email="li.wei@example.cn")
+    order = OrderFactory(customer=customer, number="SO20261105")
+    OrderFactory(number="SO20261199")  # somebody else's order is never linked
+    deliver(
+        acme_email,
+        customer_mail(body="订单号：SO20261105，还有 SO20261199 的问题。"),
+        django_capture_on_commit_callbacks,
+    )
+    assert Ticket.objects.get().order == order
+
+
+def test_auto_replies_never_open_tickets(acme_email, django_capture_on_commit_callbacks):
+    raw = deliver(
+        acme_email,
+        customer_mail(
+            subject="Automatic reply: 吸油烟机", headers={"Auto-Submitted": "auto-replied"}
+        ),
+        django_capture_on_commit_callbacks,
+    )
+    assert raw.state == "ignored"
+    assert "auto" in raw.note.lower()
+    assert Ticket.objects.count() == 0
+
+
+def test_a_message_whose_processing_raises_is_kept_as_failed_and_succeeds_on_retry(
+    acme_email, admin_zhao, django_capture_on_commit_callbacks
+):
+    with mock.patch(
+        "channels_in.pipeline.find_order_reference", side_effect=RuntimeError("orders DB down")
+    ):
+        raw = deliver(acme_email, customer_mail(), django_capture_on_commit_callbacks)
+    assert raw.state == "failed"
+    assert "orders DB down" in raw.error
+    assert Ticket.objects.count() == 0
+    assert b"Subject:" in bytes(raw.payload)  # the raw payload is kept as received
+
+    with django_capture_on_commit_callbacks(execute=True):
+        pipeline.retry_inbound(actor=admin_zhao, raw=raw)
+    raw.refresh_from_db()
+    assert raw.state == "processed"
+    assert raw.error == ""
+    assert raw.attempts == 2
+    assert Ticket.objects.get().messages.count() == 1
+
+
+def test_a_stuck_payload_is_requeued_by_the_beat_task(acme_email, tenant_acme):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from channels_in.tasks import requeue_stale_inbound
+
+    raw, _ = pipeline.store_raw(account=acme_email, payload=customer_mail(), source="webhook")
+    RawInbound.objects.filter(pk=raw.pk).update(received_at=timezone.now() - timedelta(minutes=10))
+    with tenancy.deactivate():
+        assert requeue_stale_inbound.apply().get() == 1
+    raw.refresh_from_db()
+    assert raw.state == "processed"
+    assert Ticket.objects.count() == 1
+
+
+def test_pipeline_keeps_tenants_apart(
+    acme_email, tenant_globex, django_capture_on_commit_callbacks
+):
+    from channels_in.models import ChannelAccount, Mailbox
+
+    payload = customer_mail(message_id="<same@example.cn>")
+    deliver(acme_email, payload, django_capture_on_commit_callbacks)
+    with tenancy.activate(tenant_globex):
+        account = ChannelAccount.objects.create(kind="email", name="Globex")
+        Mailbox.objects.create(account=account, address="help@globex.example")
+        raw = deliver(account, payload, django_capture_on_commit_callbacks)
+        # Same Message-ID at another merchant is that merchant's own, separate message.
+        assert raw.state == "processed"
+        assert Ticket.objects.count() == 1
+    assert Ticket.objects.count() == 1

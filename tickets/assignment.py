@@ -1,0 +1,16 @@
+"""Where a new ticket goes. The routing issue grows this (skills, capacity, presence)."""
+
+from __future__ import annotations
+
+from tickets.models import Group, Ticket
+
+
+def route_new_ticket(*, ticket: Ticket) -> Ticket:
+    """Put a new, unrouted ticket in the merchant's default group, where agents pick it up."""
+    if ticket.group_id is not None:
+        return ticket
+    default = Group.objects.filter(is_default=True).order_by("pk").first()
+    if default is not None:
+        Ticket.objects.filter(pk=ticket.pk).update(group=default)
+        ticket.group = default
+    return ticket
