@@ -1,0 +1,202 @@
+"""Polling a merchant's support mailbox over IMAP into the inbound pipeline.
+
+The folder is opened read-only (``EXAMINE``) and fetched with ``BODY.PEEK[]``, so polling never
+marks mail read, moves or deletes it: the merchant's other mail clients see the mailbox as it was.
+Progress is the highest UID handed to the pipeline, saved in the same transaction as the stored
+message, so a crash loses nothing and refetches at most one message (which the pipeline's
+deduplication turns into a no-op).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from django.db import transaction
+from django.utils import timezone
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from channels_in import pipeline
+from channels_in.base import AdapterError
+from channels_in.crypto import decrypt_secret
+from channels_in.models import ChannelAccount, Mailbox, RawInbound
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 50
+TIMEOUT_SECONDS = 30
+# BODY.PEEK[] is answered as BODY[]; a few servers answer RFC822 instead.
+_PAYLOAD_KEYS = (b"BODY[]", b"RFC822")
+
+
+def poll(*, mailbox_id: int) -> int:
+    """Store the mailbox's mail not fetched before; return how many messages were new.
+
+    Needs the mailbox's tenant to be active (the Celery task base activates it). Raises
+    ``AdapterError``: permanent (the account is then paused) when the credentials are refused,
+    transient when the server cannot be reached; both are recorded on the channel account.
+    """
+    mailbox = Mailbox.objects.select_related("account").get(pk=mailbox_id)
+    account = mailbox.account
+    if not account.is_active or account.paused or not mailbox.polls_imap:
+        logger.info("mailbox %s: not polled (switched off, paused or not configured)", mailbox.pk)
+        return 0
+    try:
+        stored = _poll_folder(mailbox)
+    except AdapterError as exc:
+        _record_failure(account, exc)
+        raise
+    now = timezone.now()
+    Mailbox.objects.filter(pk=mailbox.pk).update(imap_last_polled_at=now)
+    if account.last_error:
+        ChannelAccount.objects.filter(pk=account.pk).update(last_error="")
+    return stored
+
+
+def _poll_folder(mailbox: Mailbox) -> int:
+    password = decrypt_secret(mailbox.imap_password_encrypted)
+    where = f"{mailbox.imap_username}@{mailbox.imap_host}:{mailbox.imap_port}"
+    try:
+        client = IMAPClient(
+            mailbox.imap_host,
+            port=mailbox.imap_port,
+            ssl=mailbox.imap_use_ssl,
+            timeout=TIMEOUT_SECONDS,
+        )
+    except (OSError, IMAPClientError) as exc:
+        raise AdapterError(f"Cannot reach the IMAP server {where}: {_describe(exc)}") from exc
+    try:
+        try:
+            client.login(mailbox.imap_username, password)
+        except LoginError as exc:
+            raise AdapterError(
+                f"The IMAP server {where} refused the username or password: {_describe(exc)}",
+                permanent=True,
+            ) from exc
+        return _fetch_new_mail(client, mailbox)
+    except (OSError, IMAPClientError) as exc:
+        raise AdapterError(
+            f"IMAP polling of {where} folder {mailbox.imap_folder!r} failed: {_describe(exc)}"
+        ) from exc
+    finally:
+        _close(client)
+
+
+def _fetch_new_mail(client: IMAPClient, mailbox: Mailbox) -> int:
+    folder = client.select_folder(mailbox.imap_folder, readonly=True)
+    uidvalidity = folder.get(b"UIDVALIDITY")
+    if uidvalidity is not None and int(uidvalidity) != mailbox.imap_uidvalidity:
+        # The server renumbered the folder (or this is the first poll): our last UID means
+        # nothing now. Fetch everything again; the pipeline drops what it already has.
+        if mailbox.imap_uidvalidity is not None:
+            logger.warning(
+                "mailbox %s: UIDVALIDITY changed %s -> %s, refetching the folder",
+                mailbox.pk,
+                mailbox.imap_uidvalidity,
+                uidvalidity,
+            )
+        mailbox.imap_uidvalidity = int(uidvalidity)
+        mailbox.imap_last_uid = 0
+        Mailbox.objects.filter(pk=mailbox.pk).update(
+            imap_uidvalidity=mailbox.imap_uidvalidity, imap_last_uid=0
+        )
+
+    last_uid = mailbox.imap_last_uid
+    # "n:*" always matches the newest message, even when its UID is below n.
+    new_uids = sorted(uid for uid in client.search(["UID", f"{last_uid + 1}:*"]) if uid > last_uid)
+    outcomes = {"stored": 0, "already stored": 0, "not mail": 0, "vanished": 0}
+    for batch in _batches(new_uids, BATCH_SIZE):
+        response = client.fetch(batch, ["BODY.PEEK[]"])
+        for uid in batch:
+            payload = _payload_of(response.get(uid) or {})
+            if payload is None:
+                # Expunged between SEARCH and FETCH: UIDs are never reused, so move on.
+                logger.warning("mailbox %s: UID %s vanished before it was fetched", mailbox.pk, uid)
+                _advance(mailbox, uid)
+                outcomes["vanished"] += 1
+            else:
+                outcomes[_store(mailbox, uid, payload)] += 1
+    logger.info(
+        "mailbox %s: %s; last UID %s",
+        mailbox.pk,
+        ", ".join(f"{count} {outcome}" for outcome, count in outcomes.items()),
+        mailbox.imap_last_uid,
+    )
+    return outcomes["stored"]
+
+
+def _store(mailbox: Mailbox, uid: int, payload: bytes) -> str:
+    """Hand one message to the pipeline and move the mailbox past it, atomically.
+
+    Returns what became of it: "stored", "already stored" (a redelivery) or "not mail".
+    """
+    outcome = "not mail"
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                _raw, created = pipeline.receive(
+                    account=mailbox.account, payload=payload, source=RawInbound.Source.IMAP
+                )
+            outcome = "stored" if created else "already stored"
+        except AdapterError as exc:
+            if not exc.permanent:
+                raise
+            # Bytes that are not mail will never become mail: note them and move on, so one
+            # bad message cannot stall the mailbox.
+            logger.warning(
+                "mailbox %s: skipped UID %s (%d bytes): %s", mailbox.pk, uid, len(payload), exc
+            )
+        _advance(mailbox, uid)
+    return outcome
+
+
+def _advance(mailbox: Mailbox, uid: int) -> None:
+    # Conditional so a slower, concurrent poll of the same mailbox never moves it backwards.
+    Mailbox.objects.filter(
+        pk=mailbox.pk, imap_uidvalidity=mailbox.imap_uidvalidity, imap_last_uid__lt=uid
+    ).update(imap_last_uid=uid)
+    mailbox.imap_last_uid = max(mailbox.imap_last_uid, uid)
+
+
+def _payload_of(item: dict[bytes, object]) -> bytes | None:
+    for key in _PAYLOAD_KEYS:
+        value = item.get(key)
+        if isinstance(value, bytes):
+            return value
+    return None
+
+
+def _batches(uids: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(uids), size):
+        yield uids[start : start + size]
+
+
+def _record_failure(account: ChannelAccount, exc: AdapterError) -> None:
+    """Show the admin why polling failed; a permanent failure pauses the channel."""
+    changes: dict[str, object] = {"last_error": exc.message[:4000], "last_error_at": timezone.now()}
+    if exc.permanent:
+        changes["paused"] = True
+        logger.error("channel account %s paused: %s", account.pk, exc.message)
+    else:
+        logger.warning("channel account %s: %s", account.pk, exc.message)
+    ChannelAccount.objects.filter(pk=account.pk).update(**changes)
+    for field, value in changes.items():
+        setattr(account, field, value)
+
+
+def _close(client: IMAPClient) -> None:
+    try:
+        client.logout()
+    except (OSError, IMAPClientError):
+        # Already broken: drop the socket rather than mask the error we are raising.
+        with contextlib.suppress(OSError):
+            client.shutdown()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    if text.startswith("b'") or text.startswith('b"'):
+        text = text[2:-1]
+    return text or type(exc).__name__
