@@ -51,7 +51,7 @@ test: $(STAMP) lint db-role
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) db-role
-	$(TEST_ENV) $(BIN)/python bench/ingest.py
+	$(TEST_ENV) REDIS_URL=redis://127.0.0.1:6379/14 $(BIN)/python bench/ingest.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from helpdesk.models import Membership, Tenant
+from helpdesk.models import ApiKey, Membership, Tenant
 
 
 class MembershipInline(admin.TabularInline):
@@ -25,3 +25,21 @@ class MembershipAdmin(admin.ModelAdmin):
     list_display = ["user", "tenant", "role", "created_at"]
     list_filter = ["role", "tenant"]
     search_fields = ["user__username", "user__email", "tenant__name"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "tenant",
+        "prefix",
+        "acting_user",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["tenant"]
+    readonly_fields = ["prefix", "secret_hash", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False  # keys are issued with `manage.py issue_api_key`, which shows the token once

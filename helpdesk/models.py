@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -64,3 +67,41 @@ class Membership(models.Model):
     @property
     def is_supervisor(self) -> bool:
         return self.role in {Role.OWNER, Role.ADMIN, Role.SUPERVISOR}
+
+
+def hash_api_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiKey(models.Model):
+    """A merchant's key for the REST API. Looked up before a tenant is known, so a platform
+    table; only a hash of the secret is stored."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=120)
+    prefix = models.CharField(max_length=12, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    # Calls made with the key act as this person (who created it), for permissions and audit.
+    acting_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @classmethod
+    def issue(cls, *, tenant: Tenant, acting_user: object, name: str) -> tuple[ApiKey, str]:
+        """Create a key; the returned token is shown once and never stored."""
+        prefix = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        key = cls.objects.create(
+            tenant=tenant,
+            name=name,
+            prefix=prefix,
+            secret_hash=hash_api_secret(secret),
+            acting_user=acting_user,
+        )
+        return key, f"hd_{prefix}_{secret}"

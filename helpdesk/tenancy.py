@@ -162,6 +162,16 @@ class TenantMiddleware:
             return self.get_response(request)
 
 
+def activate_for_request(request: HttpRequest, tenant: Tenant) -> None:
+    """Act for ``tenant`` for the rest of this request (API authentication calls this).
+
+    Only valid inside ``TenantMiddleware``: its context restores the previous value when the
+    request ends, so the tenant never outlives the request.
+    """
+    _active_tenant.set(tenant)
+    request.tenant = tenant
+
+
 def tenant_context(request: HttpRequest) -> dict[str, Any]:
     """Template context: the active tenant and the others the user may switch to."""
     tenant = getattr(request, "tenant", None)

@@ -14,5 +14,6 @@ urlpatterns = [
     path("switch-tenant/", views.switch_tenant, name="switch_tenant"),
     path("tickets/", include("tickets.urls")),
     path("inbound/", include("channels_in.urls")),
+    path("api/v1/", include("tickets.api_urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,62 @@
+"""Agents' browsers hear about their own merchant's tickets, and only those."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from helpdesk import tenancy
+from tests.factories import CustomerFactory
+from tickets import services
+from tickets.consumers import AgentEventsConsumer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def communicator_for(user) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(AgentEventsConsumer.as_asgi(), "/ws/agent/")
+    communicator.scope["user"] = user
+    communicator.scope["session"] = {}
+    return communicator
+
+
+def open_ticket_for(tenant, subject: str) -> None:
+    with tenancy.activate(tenant):
+        services.open_ticket(
+            actor=None, customer=CustomerFactory(), subject=subject, channel="email"
+        )
+
+
+def test_a_new_ticket_is_pushed_to_its_merchants_agents_only(
+    agent_li, globex_agent_li, tenant_acme, tenant_globex
+):
+    async def scenario() -> tuple[dict, bool]:
+        acme = communicator_for(agent_li)
+        globex = communicator_for(globex_agent_li)
+        assert (await acme.connect())[0]
+        assert (await globex.connect())[0]
+        await sync_to_async(open_ticket_for)(tenant_acme, "空调不制冷")
+        event = await acme.receive_json_from(timeout=5)
+        globex_heard = not await globex.receive_nothing(timeout=0.5)
+        await acme.disconnect()
+        await globex.disconnect()
+        return event, globex_heard
+
+    event, globex_heard = asyncio.run(scenario())
+    assert event["event"] == "ticket.created"
+    assert event["payload"]["subject"] == "空调不制冷"
+    assert globex_heard is False
+
+
+def test_anonymous_sockets_are_refused():
+    async def scenario() -> bool:
+        communicator = communicator_for(AnonymousUser())
+        connected, _ = await communicator.connect()
+        await communicator.disconnect()
+        return connected
+
+    assert asyncio.run(scenario()) is False
