@@ -1,6 +1,6 @@
 """The email channel: raw RFC 822 in (webhook, IMAP, import), SMTP out.
 
-Parsing (charsets, MIME, quotes, auto-replies) lives in ``mail_parsing``; this module is the
+Parsing (charsets, MIME, quotes, auto-replies) lives in ``channels_in.mail``; this module is the
 adapter the pipeline sees.
 """
 
@@ -16,7 +16,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 
 from channels_in.base import Adapter, AdapterError, InboundMessage, OutboundReply
 from channels_in.crypto import decrypt_secret
-from channels_in.mail_parsing import parse_mail
+from channels_in.mail import parse_mail
 
 _HEADER_LINE = re.compile(rb"^(?:From |[!-9;-~]+:)")
 _MAIL_HEADERS = (

@@ -15,7 +15,9 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from celery import Task
+from django.conf import settings
 from django.db import models
+from django.utils import translation
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
@@ -158,6 +160,10 @@ class TenantMiddleware:
         if tenant is None:
             with deactivate():
                 return self.get_response(request)
+        if settings.LANGUAGE_COOKIE_NAME not in request.COOKIES and tenant.locale:
+            # An agent who never picked a language works in their merchant's language.
+            translation.activate(tenant.locale)
+            request.LANGUAGE_CODE = translation.get_language()
         with activate(tenant):
             return self.get_response(request)
 

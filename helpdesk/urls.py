@@ -15,5 +15,6 @@ urlpatterns = [
     path("tickets/", include("tickets.urls")),
     path("inbound/", include("channels_in.urls")),
     path("api/v1/", include("tickets.api_urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]

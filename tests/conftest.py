@@ -78,3 +78,18 @@ def login(user: object) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def acme_mailbox(in_acme):
+    from channels_in.models import ChannelAccount, Mailbox
+
+    account = ChannelAccount.objects.create(kind="email", name="Acme support")
+    return Mailbox.objects.create(
+        account=account, address="support@acme.example", from_name="Acme 家电"
+    )
+
+
+@pytest.fixture
+def acme_email(acme_mailbox):
+    return acme_mailbox.account

@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
-from helpdesk.tenancy import TenantOwned
+from helpdesk.tenancy import TenantOwned, require_tenant
 
 
 class Channel(models.TextChoices):
@@ -297,7 +297,8 @@ class Message(TenantOwned):
 
 def attachment_path(instance: Attachment, filename: str) -> str:
     # The stored name is ours; the customer's file name is kept in the row.
-    return f"attachments/{instance.tenant_id}/{uuid.uuid4().hex}"
+    tenant_id = instance.tenant_id or require_tenant().pk
+    return f"attachments/{tenant_id}/{uuid.uuid4().hex}"
 
 
 class Attachment(TenantOwned):

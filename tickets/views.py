@@ -121,7 +121,11 @@ def attachment_download(request: HttpRequest, pk: int) -> FileResponse:
     attachment = Attachment.objects.filter(pk=pk).first()
     if attachment is None:
         raise Http404("No such attachment")
-    inline = attachment.content_type.startswith("image/") and request.GET.get("inline") == "1"
+    inline = (
+        attachment.content_type.startswith("image/")
+        and attachment.content_type != "image/svg+xml"  # SVG can carry script
+        and request.GET.get("inline") == "1"
+    )
     response = FileResponse(
         attachment.file.open("rb"),
         as_attachment=not inline,

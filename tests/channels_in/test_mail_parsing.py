@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 
 from channels_in.base import AdapterError
-from channels_in.mail_parsing import html_to_text, parse_mail, sanitise_html
+from channels_in.mail import html_to_text, parse_mail, sanitise_html
 from tests.corpus import CorpusMail, collapse, corpus_mails, first_line
 
 MAILS = corpus_mails()
