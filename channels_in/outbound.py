@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from channels_in import registry
 from channels_in.base import AdapterError, OutboundReply
@@ -30,7 +31,8 @@ def reply_account(ticket: Ticket) -> ChannelAccount:
     account = account or accounts.order_by("pk").first()
     if account is None:
         raise BadInput(
-            f"This merchant has no active {ticket.get_channel_display()} channel to reply on"
+            _("This merchant has no active %(channel)s channel to reply on")
+            % {"channel": ticket.get_channel_display()}
         )
     return account
 
@@ -43,7 +45,7 @@ def reply_address(ticket: Ticket) -> str:
         return last_inbound.metadata["from"]
     identity = ticket.customer.identities.filter(kind=IdentityKind.EMAIL).first()
     if identity is None:
-        raise BadInput("The customer has no email address to reply to")
+        raise BadInput(_("The customer has no email address to reply to"))
     return identity.value
 
 
@@ -62,7 +64,7 @@ def send_reply(
 
     text = (text or "").strip()
     if not text:
-        raise BadInput("A reply needs some text", field="text")
+        raise BadInput(_("A reply needs some text"), field="text")
     if ticket.channel != "email":
         raise BadInput(f"Replies on {ticket.get_channel_display()} are not connected yet")
     account = reply_account(ticket)
@@ -137,7 +139,7 @@ def resend(*, actor: Any, message: Message) -> Message:
     from channels_in.tasks import deliver_message
 
     if message.direction != Message.Direction.OUTBOUND or message.delivery_state != Delivery.FAILED:
-        raise BadInput("Only a failed reply can be sent again")
+        raise BadInput(_("Only a failed reply can be sent again"))
     with transaction.atomic():
         Message.objects.filter(pk=message.pk).update(delivery_state=Delivery.QUEUED)
         services.record_audit(actor=actor, action="message.resent", obj=message)

@@ -17,6 +17,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from channels_in import registry
 from channels_in.base import AdapterError, InboundMessage
@@ -153,7 +154,7 @@ def process_raw(raw_id: int) -> RawInbound | None:
 def retry_inbound(*, actor: object, raw: RawInbound) -> RawInbound:
     """An admin sends a failed payload through the pipeline again."""
     if raw.state != State.FAILED:
-        raise BadInput("Only failed messages can be retried", state=raw.state)
+        raise BadInput(_("Only failed messages can be retried"), state=raw.state)
     services.record_audit(actor=actor, action="inbound.retried", obj=raw)
     enqueue(raw)
     return raw

@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -125,5 +126,5 @@ def inbound_retry(request: HttpRequest, pk: int) -> HttpResponse:
     _require_admin(request)
     raw = get_object_or_404(RawInbound.objects.defer("payload"), pk=pk)
     pipeline.retry_inbound(actor=request.user, raw=raw)
-    messages.success(request, "Sent through the pipeline again.")
+    messages.success(request, _("Sent through the pipeline again."))
     return redirect("channels_in:detail", pk=raw.pk)

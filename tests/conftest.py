@@ -74,9 +74,12 @@ def in_acme(tenant_acme: Tenant) -> Iterator[Tenant]:
         yield tenant_acme
 
 
-def login(user: object) -> Client:
+def login(user: object, language: str | None = "en") -> Client:
+    """A signed-in browser. It reads English unless ``language=None`` (the merchant's own)."""
     client = Client()
     client.force_login(user)
+    if language:
+        client.cookies["django_language"] = language
     return client
 
 

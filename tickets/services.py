@@ -8,6 +8,7 @@ from typing import Any
 import phonenumbers
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from helpdesk import realtime
 from helpdesk.errors import BadInput, InvalidTransition
@@ -119,7 +120,10 @@ def add_identity(*, actor: Any, customer: Customer, kind: str, value: str) -> Cu
         existing = CustomerIdentity.objects.filter(kind=kind, value=value).first()
         if existing is not None:
             if existing.customer_id != customer.pk:
-                raise BadInput(f"{value} already belongs to another customer", field=kind)
+                raise BadInput(
+                    _("%(value)s already belongs to another customer") % {"value": value},
+                    field=kind,
+                )
             return existing
         identity = CustomerIdentity.objects.create(customer=customer, kind=kind, value=value)
         record_audit(actor=actor, action="identity.added", obj=customer, changes={kind: value})
@@ -180,7 +184,8 @@ def change_ticket_status(*, actor: Any, ticket: Ticket, status: str) -> Ticket:
             return ticket
         if status not in ALLOWED_TRANSITIONS[old]:
             raise InvalidTransition(
-                f"A {Status(old).label.lower()} ticket cannot become {Status(status).label.lower()}",
+                _("A %(old)s ticket cannot become %(new)s")
+                % {"old": Status(old).label.lower(), "new": Status(status).label.lower()},
                 old=old,
                 new=status,
             )
@@ -213,7 +218,7 @@ def change_ticket_status(*, actor: Any, ticket: Ticket, status: str) -> Ticket:
 def assign_ticket(*, actor: Any, ticket: Ticket, assignee: Any) -> Ticket:
     """Give a ticket to an agent of the same tenant (or to nobody)."""
     if assignee is not None and not assignee.memberships.filter(tenant=ticket.tenant_id).exists():
-        raise BadInput("That person is not an agent of this merchant", field="assignee")
+        raise BadInput(_("That person is not an agent of this merchant"), field="assignee")
     with transaction.atomic():
         ticket.refresh_from_db(from_queryset=Ticket.objects.select_for_update())
         old = ticket.assignee_id
@@ -267,7 +272,7 @@ def add_note(*, actor: Any, ticket: Ticket, text: str) -> Message:
     """An internal note: visible to agents only, never sent to the customer."""
     text = (text or "").strip()
     if not text:
-        raise BadInput("A note needs some text", field="text")
+        raise BadInput(_("A note needs some text"), field="text")
     with transaction.atomic():
         message = Message.objects.create(
             ticket=ticket,

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from helpdesk.tenancy import require_tenant
@@ -73,7 +74,11 @@ def ticket_status(request: HttpRequest, number: int) -> HttpResponse:
     services.change_ticket_status(
         actor=request.user, ticket=ticket, status=request.POST.get("status", "")
     )
-    messages.success(request, f"Ticket #{ticket.number} is now {ticket.get_status_display()}.")
+    messages.success(
+        request,
+        _("Ticket #%(number)s is now %(status)s.")
+        % {"number": ticket.number, "status": ticket.get_status_display()},
+    )
     return redirect("tickets:detail", number=ticket.number)
 
 
@@ -97,7 +102,7 @@ def ticket_reply(request: HttpRequest, number: int) -> HttpResponse:
         text=request.POST.get("text", ""),
         status=request.POST.get("status", Ticket.Status.PENDING),
     )
-    messages.success(request, "Reply queued for delivery.")
+    messages.success(request, _("Reply queued for delivery."))
     return redirect("tickets:detail", number=ticket.number)
 
 

@@ -58,13 +58,13 @@ def test_user_without_a_merchant_is_told_so():
 
 
 def test_agent_reads_the_conversation_and_solves_the_ticket(agent_li, noisy_hood_ticket):
-    client = login(agent_li)
+    client = login(agent_li, language=None)
     page = client.get(f"/tickets/{noisy_hood_ticket.number}/").content.decode()
     assert "安装后噪音很大" in page
     response = client.post(
         f"/tickets/{noisy_hood_ticket.number}/status/", {"status": "solved"}, follow=True
     )
-    assert "is now Solved" in response.content.decode()
+    assert f"工单 #{noisy_hood_ticket.number} 已变为“已解决”" in response.content.decode()
     noisy_hood_ticket.refresh_from_db()
     assert noisy_hood_ticket.status == "solved"
     event = AuditEvent.objects.get(action="ticket.status_changed")
@@ -73,7 +73,8 @@ def test_agent_reads_the_conversation_and_solves_the_ticket(agent_li, noisy_hood
 
 def test_invalid_transition_is_explained_not_a_crash(agent_li, noisy_hood_ticket):
     services.change_ticket_status(actor=agent_li, ticket=noisy_hood_ticket, status="closed")
-    response = login(agent_li).post(
+    client = login(agent_li)
+    response = client.post(
         f"/tickets/{noisy_hood_ticket.number}/status/",
         {"status": "pending"},
         HTTP_ACCEPT="text/html",
@@ -165,3 +166,20 @@ def test_seed_demo_is_idempotent_and_prints_logins(capsys):
         assert Ticket.objects.count() == 5
         assert Ticket.objects.filter(customer__name="李伟").exists()
     assert acme.last_ticket_number == 5
+
+
+def test_agents_work_in_their_merchants_language_unless_they_choose(agent_li, globex_agent_li):
+    acme_page = login(agent_li, language=None).get("/tickets/").content.decode()
+    assert "工单" in acme_page
+    assert '<html lang="zh-hans">' in acme_page
+    globex_page = login(globex_agent_li, language=None).get("/tickets/").content.decode()
+    assert "Tickets" in globex_page and "工单" not in globex_page
+    english = login(agent_li, language=None)
+    english.post("/i18n/setlang/", {"language": "en", "next": "/tickets/"})
+    assert "工单" not in english.get("/tickets/").content.decode()
+
+
+def test_ticket_statuses_read_in_chinese_for_a_chinese_merchant(agent_li, noisy_hood_ticket):
+    services.change_ticket_status(actor=agent_li, ticket=noisy_hood_ticket, status="solved")
+    page = login(agent_li, language=None).get("/tickets/?status=solved").content.decode()
+    assert "已解决" in page
