@@ -51,6 +51,10 @@ test: $(STAMP) lint db-role
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) db-role
+	@psql -h $(PG_HOST) -p $(PG_PORT) -U $(PG_SUPERUSER) -d postgres -tAc \
+		"SELECT 1 FROM pg_database WHERE datname = 'helpdesk'" | grep -q 1 || \
+	createdb -h $(PG_HOST) -p $(PG_PORT) -U $(APP_ROLE) helpdesk
+	$(TEST_ENV) $(BIN)/python manage.py migrate --noinput -v0
 	$(TEST_ENV) REDIS_URL=redis://127.0.0.1:6379/14 $(BIN)/python bench/ingest.py $(BENCH_ARGS)
 
 clean:

@@ -1,7 +1,8 @@
 """Events pushed to agents' browsers over Channels.
 
 A push is a hint, never the truth (channels-redis may drop messages past capacity): pages reload
-what changed from the database when they receive one.
+what changed from the database when they receive one. Events of one transaction leave together,
+once, after it commits; a rolled-back transaction sends nothing.
 """
 
 from __future__ import annotations
@@ -20,19 +21,39 @@ def agents_group(tenant_id: int) -> str:
     return f"tenant-{tenant_id}-agents"
 
 
+class _Batch:
+    """The events of one transaction, flushed by a single on-commit callback."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def flush(self) -> None:
+        layer = get_channel_layer()
+        if layer is None or not self.events:
+            return
+
+        async def send_all() -> None:
+            for group, message in self.events:
+                await layer.group_send(group, message)
+
+        try:
+            async_to_sync(send_all)()
+        except Exception:  # a lost push must never fail the work that caused it
+            logger.warning("realtime push of %d events failed", len(self.events), exc_info=True)
+
+
 def publish_after_commit(tenant_id: int, event: str, payload: dict[str, Any]) -> None:
     """Send ``event`` to every connected agent of the tenant once the transaction commits."""
-
-    def send() -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        try:
-            async_to_sync(layer.group_send)(
-                agents_group(tenant_id),
-                {"type": "helpdesk.event", "event": event, "payload": payload},
-            )
-        except Exception:  # a lost push must never fail the work that caused it
-            logger.warning("realtime push %s for tenant %s failed", event, tenant_id, exc_info=True)
-
-    transaction.on_commit(send)
+    message = {"type": "helpdesk.event", "event": event, "payload": payload}
+    connection = transaction.get_connection()
+    batch: _Batch | None = getattr(connection, "_helpdesk_realtime_batch", None)
+    pending = batch is not None and any(
+        callback == batch.flush for _, callback, _ in connection.run_on_commit
+    )
+    if not connection.in_atomic_block or not pending:
+        batch = _Batch()
+        connection._helpdesk_realtime_batch = batch
+        batch.events.append((agents_group(tenant_id), message))
+        transaction.on_commit(batch.flush)
+        return
+    batch.events.append((agents_group(tenant_id), message))
