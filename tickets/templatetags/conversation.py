@@ -6,6 +6,7 @@ import re
 
 from django import template
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from tickets.models import Message
 
@@ -31,3 +32,23 @@ def message_html(message: Message) -> str:
         return f'src="{url}"'
 
     return _CID_SRC.sub(point_at_attachment, message.body_html)
+
+
+AUDIT_LABELS = {
+    "ticket.opened": _("opened the ticket"),
+    "ticket.status_changed": _("changed the status"),
+    "ticket.assigned": _("changed the assignee"),
+    "ticket.tagged": _("added tags"),
+    "ticket.order_linked": _("linked an order"),
+    "message.note_added": _("added an internal note"),
+    "message.reply_queued": _("replied to the customer"),
+    "message.resent": _("sent a reply again"),
+    "identity.added": _("added a contact identity"),
+    "inbound.retried": _("retried an inbound message"),
+}
+
+
+@register.filter
+def audit_label(action: str) -> str:
+    """What an audit event's action means, in the agent's language."""
+    return str(AUDIT_LABELS.get(action, action))
