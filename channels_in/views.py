@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
@@ -64,7 +65,11 @@ def raw_mail_from(request: HttpRequest) -> bytes:
 @require_POST
 def email_inbound(request: HttpRequest, tenant_slug: str, account_id: int) -> HttpResponse:
     """Accept one raw RFC 822 message for a merchant's email channel; 202 once it is stored."""
-    if int(request.headers.get("Content-Length") or 0) > settings.HELPDESK_INBOUND_MAX_BYTES:
+    try:
+        declared_length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        return _error(400, "bad_length", "The Content-Length header is not a number")
+    if declared_length > settings.HELPDESK_INBOUND_MAX_BYTES:
         return _error(413, "too_large", "The message is larger than this helpdesk accepts")
     tenant = Tenant.objects.filter(slug=tenant_slug, is_active=True).first()
     if tenant is None:
@@ -77,7 +82,10 @@ def email_inbound(request: HttpRequest, tenant_slug: str, account_id: int) -> Ht
             presented_secret(request).encode(), account.inbound_secret.encode()
         ):
             return _error(403, "bad_secret", "The channel secret is missing or wrong")
-        payload = raw_mail_from(request)
+        try:
+            payload = raw_mail_from(request)
+        except MultiPartParserError as exc:
+            return _error(400, "bad_form", f"The form body could not be read: {exc}")
         try:
             raw, created = pipeline.receive(
                 account=account, payload=payload, source=RawInbound.Source.WEBHOOK

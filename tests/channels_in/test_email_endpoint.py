@@ -176,3 +176,24 @@ def test_admin_stores_mailbox_passwords_encrypted_and_never_shows_them(acme_emai
         f"/admin/channels_in/channelaccount/{acme_email.pk}/change/"
     ).content.decode()
     assert "s3cret-imap" not in again and mailbox.imap_password_encrypted not in again
+
+
+def test_a_garbled_content_length_or_form_is_a_400_not_a_crash(acme_email):
+    client = Client()
+    response = client.post(
+        url(acme_email),
+        b"--x\r\nContent-Disposition: form-data; name=message\r\n\r\nunterminated",
+        content_type="multipart/form-data; boundary=",
+        HTTP_X_HELPDESK_SECRET=acme_email.inbound_secret,
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] in {"bad_form", "not_mail"}
+    response = client.generic(
+        "POST",
+        url(acme_email),
+        customer_mail(),
+        content_type="message/rfc822",
+        HTTP_X_HELPDESK_SECRET=acme_email.inbound_secret,
+        CONTENT_LENGTH="twelve",
+    )
+    assert response.status_code == 400
