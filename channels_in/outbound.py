@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -102,13 +103,17 @@ def send_reply(
 
 
 def deliver(*, message_id: int, final: bool = False) -> str:
-    """Send one queued outbound message; records the delivery state the agent sees."""
-    with transaction.atomic():
-        message = Message.objects.select_for_update().select_related("ticket").get(pk=message_id)
-        if message.delivery_state == Delivery.SENT:
-            return Delivery.SENT
-        message.delivery_attempts += 1
-        message.save(update_fields=["delivery_attempts"])
+    """Send one queued outbound message; records the delivery state the agent sees.
+
+    The message is claimed (queued -> sending) with a conditional UPDATE, so a task delivered
+    twice sends the mail once.
+    """
+    claimed = Message.objects.filter(pk=message_id, delivery_state=Delivery.QUEUED).update(
+        delivery_state=Delivery.SENDING, delivery_attempts=F("delivery_attempts") + 1
+    )
+    message = Message.objects.select_related("ticket").get(pk=message_id)
+    if claimed != 1:
+        return message.delivery_state
     account = ChannelAccount.objects.select_related("tenant").get(pk=message.metadata["account_id"])
     reply = OutboundReply(
         message=message, to=message.metadata["to"], subject=message.subject, text=message.body_text

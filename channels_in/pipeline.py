@@ -260,7 +260,7 @@ def find_thread(*, customer: Customer, inbound: InboundMessage) -> Ticket | None
     candidates: list[Ticket | None] = []
     if reply_ids:
         earlier = (
-            Message.objects.filter(external_id__in=reply_ids)
+            Message.objects.filter(channel=inbound.channel, external_id__in=reply_ids)
             .select_related("ticket")
             .order_by("-created_at")
             .first()

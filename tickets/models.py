@@ -253,6 +253,7 @@ class Message(TenantOwned):
     class Delivery(models.TextChoices):
         RECEIVED = "received", _("Received")
         QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
         NOT_SENT = "not_sent", _("Not sent")  # internal notes

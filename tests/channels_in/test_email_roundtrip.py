@@ -164,3 +164,21 @@ def test_an_empty_reply_is_refused_with_a_reason(acme_mailbox, agent_li, tenant_
     assert "A reply needs some text" in response.content.decode()
     with tenancy.activate(tenant_acme):
         assert not Message.objects.filter(direction="outbound").exists()
+
+
+def test_a_reply_task_delivered_twice_sends_one_mail(
+    mailbox_on_smtp, smtp_server, agent_li, tenant_acme
+):
+    from channels_in import outbound
+    from channels_in.tasks import deliver_message
+
+    inbox, _ = smtp_server
+    post_mail(mailbox_on_smtp.account, customer_mail())
+    with tenancy.activate(tenant_acme):
+        ticket = Ticket.objects.get()
+        reply = outbound.send_reply(actor=agent_li, ticket=ticket, text="Refund approved.")
+    deliver_message.apply(args=[tenant_acme.pk, reply.pk])  # the broker redelivers the task
+    assert len(inbox.received) == 1
+    with tenancy.activate(tenant_acme):
+        reply.refresh_from_db()
+        assert (reply.delivery_state, reply.delivery_attempts) == ("sent", 1)
