@@ -49,3 +49,12 @@ def conversation(*, ticket: Ticket) -> QuerySet[Message]:
     return ticket.messages.select_related("author_user", "author_customer").prefetch_related(
         "attachments"
     )
+
+
+def customer_history(*, ticket: Ticket, limit: int = 10) -> QuerySet[Ticket]:
+    """The customer's other tickets on every channel, newest first: one history per person."""
+    return (
+        Ticket.objects.filter(customer_id=ticket.customer_id)
+        .exclude(pk=ticket.pk)
+        .order_by("-updated_at")[:limit]
+    )

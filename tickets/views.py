@@ -58,6 +58,7 @@ def ticket_detail(request: HttpRequest, number: int) -> HttpResponse:
         {
             "ticket": ticket,
             "conversation": selectors.conversation(ticket=ticket),
+            "customer_tickets": selectors.customer_history(ticket=ticket),
             "statuses": Ticket.Status.choices,
             "allowed_statuses": services.ALLOWED_TRANSITIONS[ticket.status],
             "audit": services.AuditEvent.objects.filter(

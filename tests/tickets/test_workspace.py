@@ -191,3 +191,18 @@ def test_ticket_history_reads_as_sentences_in_the_agents_language(agent_li, nois
     assert "li.acme changed the status (new → pending)" in english
     chinese = login(agent_li, language=None).get(f"/tickets/{noisy_hood_ticket.number}/")
     assert "li.acme 更改了状态" in chinese.content.decode()
+
+
+def test_the_ticket_page_shows_the_customers_tickets_on_other_channels(agent_li, noisy_hood_ticket):
+    services.open_ticket(
+        actor=None,
+        customer=noisy_hood_ticket.customer,
+        subject="微信咨询安装时间",
+        channel="wechat",
+    )
+    services.open_ticket(
+        actor=None, customer=CustomerFactory(), subject="Someone else", channel="chat"
+    )
+    page = login(agent_li).get(f"/tickets/{noisy_hood_ticket.number}/").content.decode()
+    assert "微信咨询安装时间" in page and "WeChat" in page
+    assert "Someone else" not in page
