@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from imapclient import IMAPClient
@@ -48,6 +50,11 @@ def poll(*, mailbox_id: int) -> int:
     except AdapterError as exc:
         _record_failure(account, exc)
         raise
+    except Exception as error:
+        # Anything else (the database, a bug) is shown on the channel too, and retried.
+        exc = AdapterError(f"IMAP polling failed: {type(error).__name__}: {error}")
+        _record_failure(account, exc)
+        raise exc from error
     now = timezone.now()
     Mailbox.objects.filter(pk=mailbox.pk).update(imap_last_polled_at=now)
     if account.last_error:
@@ -87,6 +94,7 @@ def _poll_folder(mailbox: Mailbox) -> int:
 def _fetch_new_mail(client: IMAPClient, mailbox: Mailbox) -> int:
     folder = client.select_folder(mailbox.imap_folder, readonly=True)
     uidvalidity = folder.get(b"UIDVALIDITY")
+    first_poll = mailbox.imap_uidvalidity is None
     if uidvalidity is not None and int(uidvalidity) != mailbox.imap_uidvalidity:
         # The server renumbered the folder (or this is the first poll): our last UID means
         # nothing now. Fetch everything again; the pipeline drops what it already has.
@@ -104,8 +112,19 @@ def _fetch_new_mail(client: IMAPClient, mailbox: Mailbox) -> int:
         )
 
     last_uid = mailbox.imap_last_uid
-    # "n:*" always matches the newest message, even when its UID is below n.
-    new_uids = sorted(uid for uid in client.search(["UID", f"{last_uid + 1}:*"]) if uid > last_uid)
+    if first_poll:
+        # A newly connected mailbox may hold years of mail: take the recent days only (older
+        # mail comes in with import_mail), and start counting after the newest message.
+        since = (timezone.now() - timedelta(days=settings.HELPDESK_IMAP_FIRST_SYNC_DAYS)).date()
+        new_uids = sorted(client.search(["SINCE", since]))
+        everything = client.search(["ALL"])
+        newest = max(everything, default=0)
+    else:
+        # "n:*" always matches the newest message, even when its UID is below n.
+        new_uids = sorted(
+            uid for uid in client.search(["UID", f"{last_uid + 1}:*"]) if uid > last_uid
+        )
+        newest = 0
     outcomes = {"stored": 0, "already stored": 0, "not mail": 0, "vanished": 0}
     for batch in _batches(new_uids, BATCH_SIZE):
         response = client.fetch(batch, ["BODY.PEEK[]"])
@@ -118,6 +137,8 @@ def _fetch_new_mail(client: IMAPClient, mailbox: Mailbox) -> int:
                 outcomes["vanished"] += 1
             else:
                 outcomes[_store(mailbox, uid, payload)] += 1
+    if newest:
+        _advance(mailbox, newest)
     logger.info(
         "mailbox %s: %s; last UID %s",
         mailbox.pk,
@@ -143,10 +164,16 @@ def _store(mailbox: Mailbox, uid: int, payload: bytes) -> str:
         except AdapterError as exc:
             if not exc.permanent:
                 raise
-            # Bytes that are not mail will never become mail: note them and move on, so one
-            # bad message cannot stall the mailbox.
+            # Bytes that are not mail will never become mail: keep them as a failed record an
+            # admin sees, and move on, so one bad message cannot stall the mailbox.
             logger.warning(
-                "mailbox %s: skipped UID %s (%d bytes): %s", mailbox.pk, uid, len(payload), exc
+                "mailbox %s: UID %s (%d bytes) is not mail: %s", mailbox.pk, uid, len(payload), exc
+            )
+            pipeline.store_undeliverable(
+                account=mailbox.account,
+                payload=payload,
+                source=RawInbound.Source.IMAP,
+                error=f"IMAP UID {uid}: {exc.message}",
             )
         _advance(mailbox, uid)
     return outcome

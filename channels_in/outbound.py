@@ -28,6 +28,8 @@ def reply_account(ticket: Ticket) -> ChannelAccount:
     )
     account_id = last_inbound.metadata.get("account_id") if last_inbound else None
     accounts = ChannelAccount.objects.filter(kind=ticket.channel, is_active=True)
+    if ticket.channel == "email":
+        accounts = accounts.filter(mailbox__isnull=False)
     account = accounts.filter(pk=account_id).first() if account_id else None
     account = account or accounts.order_by("pk").first()
     if account is None:
@@ -39,11 +41,17 @@ def reply_account(ticket: Ticket) -> ChannelAccount:
 
 
 def reply_address(ticket: Ticket) -> str:
-    last_inbound = (
-        ticket.messages.filter(direction=Message.Direction.INBOUND).order_by("-created_at").first()
+    """Where a reply goes: the address the ticket's customer last wrote from, else theirs on
+    file. Never a third party who joined the thread."""
+    last_from_customer = (
+        ticket.messages.filter(
+            direction=Message.Direction.INBOUND, author_customer_id=ticket.customer_id
+        )
+        .order_by("-created_at")
+        .first()
     )
-    if last_inbound and last_inbound.metadata.get("from"):
-        return last_inbound.metadata["from"]
+    if last_from_customer and last_from_customer.metadata.get("from"):
+        return last_from_customer.metadata["from"]
     identity = ticket.customer.identities.filter(kind=IdentityKind.EMAIL).first()
     if identity is None:
         raise BadInput(_("The customer has no email address to reply to"))
@@ -109,18 +117,29 @@ def deliver(*, message_id: int, final: bool = False) -> str:
     twice sends the mail once.
     """
     claimed = Message.objects.filter(pk=message_id, delivery_state=Delivery.QUEUED).update(
-        delivery_state=Delivery.SENDING, delivery_attempts=F("delivery_attempts") + 1
+        delivery_state=Delivery.SENDING,
+        delivery_attempts=F("delivery_attempts") + 1,
+        delivery_changed_at=timezone.now(),
     )
     message = Message.objects.select_related("ticket").get(pk=message_id)
     if claimed != 1:
         return message.delivery_state
-    account = ChannelAccount.objects.select_related("tenant").get(pk=message.metadata["account_id"])
-    reply = OutboundReply(
-        message=message, to=message.metadata["to"], subject=message.subject, text=message.body_text
-    )
     try:
+        account = ChannelAccount.objects.select_related("tenant").get(
+            pk=message.metadata["account_id"]
+        )
+        reply = OutboundReply(
+            message=message,
+            to=message.metadata["to"],
+            subject=message.subject,
+            text=message.body_text,
+        )
         registry.adapter_for(account).send(reply)
-    except AdapterError as exc:
+    except Exception as error:
+        exc = error
+        if not isinstance(exc, AdapterError):
+            # A broken configuration (the mailbox was removed, say): never leave it "sending".
+            exc = AdapterError(f"{type(error).__name__}: {error}", permanent=True)
         state = Delivery.FAILED if (exc.permanent or final) else Delivery.QUEUED
         Message.objects.filter(pk=message.pk).update(
             delivery_state=state, delivery_error=exc.message
@@ -129,7 +148,9 @@ def deliver(*, message_id: int, final: bool = False) -> str:
             realtime.publish_after_commit(
                 message.tenant_id, "message.failed", {"ticket": message.ticket.number}
             )
-        raise
+        if exc is error:
+            raise
+        raise exc from error
     Message.objects.filter(pk=message.pk).update(
         delivery_state=Delivery.SENT, delivery_error="", sent_at=timezone.now()
     )
@@ -140,13 +161,18 @@ def deliver(*, message_id: int, final: bool = False) -> str:
 
 
 def resend(*, actor: Any, message: Message) -> Message:
-    """An agent sends a failed reply again."""
+    """An agent sends again a reply that failed, or that has been stuck sending (its worker
+    died mid-send) for longer than a send can take."""
     from channels_in.tasks import deliver_message
 
-    if message.direction != Message.Direction.OUTBOUND or message.delivery_state != Delivery.FAILED:
+    if message.direction != Message.Direction.OUTBOUND or not message.can_be_resent:
         raise BadInput(_("Only a failed reply can be sent again"))
     with transaction.atomic():
-        Message.objects.filter(pk=message.pk).update(delivery_state=Delivery.QUEUED)
+        resent = Message.objects.filter(
+            pk=message.pk, delivery_state=message.delivery_state
+        ).update(delivery_state=Delivery.QUEUED, delivery_changed_at=timezone.now())
+        if resent != 1:
+            return message
         services.record_audit(actor=actor, action="message.resent", obj=message)
         transaction.on_commit(lambda: deliver_message.delay(message.tenant_id, message.pk))
     return message

@@ -45,11 +45,33 @@ class Outcome:
     note: str = ""
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def normalise_external_id(value: str) -> str:
+    """A provider's id as we store it: trimmed, and hashed when too long or holding control
+    characters (PostgreSQL refuses NUL; a hash still recognises the redelivery)."""
     value = (value or "").strip().strip("<>").strip()
-    if len(value) > 200:
-        return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+    if len(value) > 200 or _CONTROL.search(value):
+        return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
     return value
+
+
+def clean_json(value: object) -> object:
+    """JSON as PostgreSQL's jsonb can hold it: no NUL characters in any string."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {clean_json(key): clean_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_json(item) for item in value]
+    return value
+
+
+def clean_text(value: str, limit: int | None = None) -> str:
+    """Text as the database can hold it: no NUL characters, at most ``limit`` characters."""
+    value = (value or "").replace("\x00", "")
+    return value[:limit] if limit else value
 
 
 # --- 1. store raw ---------------------------------------------------------------------------
@@ -76,6 +98,26 @@ def store_raw(*, account: ChannelAccount, payload: bytes, source: str) -> tuple[
     except IntegrityError:  # the same delivery arrived twice at once
         return RawInbound.objects.get(account=account, external_id=external_id), False
     return raw, True
+
+
+def store_undeliverable(
+    *, account: ChannelAccount, payload: bytes, source: str, error: str
+) -> RawInbound:
+    """Keep bytes a channel delivered that are not a message at all, as a failed record an admin
+    can see (pollers and importers call this; a webhook tells its sender with a 400 instead)."""
+    external_id = "sha256:" + hashlib.sha256(payload).hexdigest()
+    raw, _ = RawInbound.objects.get_or_create(
+        account=account,
+        external_id=external_id,
+        defaults={
+            "source": source,
+            "payload": payload,
+            "payload_sha256": external_id.removeprefix("sha256:"),
+            "state": State.FAILED,
+            "error": error[:4000],
+        },
+    )
+    return raw
 
 
 def enqueue(raw: RawInbound) -> None:
@@ -182,20 +224,21 @@ def ingest(*, account: ChannelAccount, inbound: InboundMessage) -> Outcome:
     if inbound.automated:
         return Outcome(State.IGNORED, note=inbound.automated_reason or "automated message")
 
+    sender_name = clean_text(inbound.sender_name, 200)
     if inbound.sender_value:
         customer = services.resolve_customer(
-            kind=inbound.sender_kind, value=inbound.sender_value, name=inbound.sender_name
+            kind=inbound.sender_kind, value=clean_text(inbound.sender_value), name=sender_name
         )
     else:
         # No sender at all: keep the message visible rather than lose it; nobody to reply to.
-        customer = Customer.objects.create(name=inbound.sender_name or "Unknown sender")
+        customer = Customer.objects.create(name=sender_name or "Unknown sender")
     ticket = find_thread(customer=customer, inbound=inbound)
     order = find_order_reference(customer=customer, inbound=inbound)
     if ticket is None:
         ticket = services.open_ticket(
             actor=None,
             customer=customer,
-            subject=inbound.subject,
+            subject=clean_text(inbound.subject),
             channel=inbound.channel,
             order=order,
         )
@@ -212,31 +255,33 @@ def ingest(*, account: ChannelAccount, inbound: InboundMessage) -> Outcome:
         direction=Message.Direction.INBOUND,
         channel=inbound.channel,
         author_customer=customer,
-        subject=inbound.subject[:255],
-        body_text=inbound.text,
-        full_text=inbound.full_text or inbound.text,
-        body_html=inbound.html,
+        subject=clean_text(inbound.subject, 255),
+        body_text=clean_text(inbound.text),
+        full_text=clean_text(inbound.full_text or inbound.text),
+        body_html=clean_text(inbound.html),
         external_id=external_id,
         sent_at=inbound.sent_at,
-        metadata={
-            **inbound.metadata,
-            "account_id": account.pk,
-            "from": inbound.sender_value,
-            "recipients": inbound.recipients,
-            "reply_to_ids": inbound.reply_to_ids[:20],
-            "conversation_id": inbound.conversation_id,
-        },
+        metadata=clean_json(
+            {
+                **inbound.metadata,
+                "account_id": account.pk,
+                "from": inbound.sender_value,
+                "recipients": inbound.recipients,
+                "reply_to_ids": [normalise_external_id(i) for i in inbound.reply_to_ids[:20]],
+                "conversation_id": inbound.conversation_id,
+            }
+        ),
     )
     for item in inbound.attachments:
         attachment = Attachment(
             message=message,
-            filename=item.filename[:255] or "attachment",
-            content_type=item.content_type[:127],
+            filename=clean_text(item.filename, 255) or "attachment",
+            content_type=clean_text(item.content_type, 127),
             size=len(item.content),
-            content_id=item.content_id[:255],
+            content_id=clean_text(item.content_id, 255),
             inline=item.inline,
         )
-        attachment.file.save(item.filename or "attachment", ContentFile(item.content), save=False)
+        attachment.file.save(attachment.filename, ContentFile(item.content), save=False)
         attachment.save()
     Ticket.objects.filter(pk=ticket.pk).update(
         last_customer_message_at=inbound.sent_at or timezone.now(), updated_at=timezone.now()
@@ -254,7 +299,9 @@ def find_thread(*, customer: Customer, inbound: InboundMessage) -> Ticket | None
 
     In order: the message it replies to (reply headers), the channel's conversation id, a
     ``[#123]`` token of this customer's ticket in the subject, then this customer's open ticket
-    on the same channel within the threading window. A closed ticket is never continued.
+    on the same channel within the threading window. A closed ticket is never continued. A
+    reply joins a ticket only when its sender is the ticket's customer or was sent or copied
+    the message it answers: knowing a Message-ID is not enough to read someone's ticket.
     """
     reply_ids = [normalise_external_id(i) for i in inbound.reply_to_ids if i][:50]
     candidates: list[Ticket | None] = []
@@ -265,11 +312,16 @@ def find_thread(*, customer: Customer, inbound: InboundMessage) -> Ticket | None
             .order_by("-created_at")
             .first()
         )
-        candidates.append(earlier.ticket if earlier else None)
+        if earlier is not None and was_party_to(
+            customer=customer, inbound=inbound, message=earlier
+        ):
+            candidates.append(earlier.ticket)
     if inbound.conversation_id:
         earlier = (
             Message.objects.filter(
-                channel=inbound.channel, metadata__conversation_id=inbound.conversation_id
+                channel=inbound.channel,
+                metadata__conversation_id=inbound.conversation_id,
+                ticket__customer=customer,
             )
             .select_related("ticket")
             .order_by("-created_at")
@@ -284,16 +336,29 @@ def find_thread(*, customer: Customer, inbound: InboundMessage) -> Ticket | None
     for ticket in candidates:
         if ticket is not None and ticket.status != Ticket.Status.CLOSED:
             return ticket
-    window = timezone.now() - timedelta(hours=settings.HELPDESK_THREAD_WINDOW_HOURS)
     if reply_ids:
         # A reply to something we do not know starts its own ticket rather than joining another.
         return None
+    window = timezone.now() - timedelta(hours=settings.HELPDESK_THREAD_WINDOW_HOURS)
     return (
         Ticket.objects.filter(customer=customer, channel=inbound.channel, updated_at__gte=window)
         .exclude(status__in=[Ticket.Status.SOLVED, Ticket.Status.CLOSED])
         .order_by("-updated_at")
         .first()
     )
+
+
+def was_party_to(*, customer: Customer, inbound: InboundMessage, message: Message) -> bool:
+    """Whether the sender of ``inbound`` took part in ``message``'s conversation."""
+    if message.ticket.customer_id == customer.pk:
+        return True
+    sender = (inbound.sender_value or "").lower()
+    recipients = {
+        str(address).lower()
+        for address in [*message.metadata.get("recipients", []), message.metadata.get("to", "")]
+        if address
+    }
+    return bool(sender) and sender in recipients
 
 
 def find_order_reference(*, customer: Customer, inbound: InboundMessage) -> Order | None:

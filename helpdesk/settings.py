@@ -163,6 +163,8 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "helpdesk@localhost")
 HELPDESK_FERNET_KEYS = env_list("HELPDESK_FERNET_KEYS")
 # Messages of one customer on one channel within this window join their open ticket.
 HELPDESK_THREAD_WINDOW_HOURS = env_int("HELPDESK_THREAD_WINDOW_HOURS", 72)
+# A newly connected mailbox brings in its last few days of mail; older mail via import_mail.
+HELPDESK_IMAP_FIRST_SYNC_DAYS = env_int("HELPDESK_IMAP_FIRST_SYNC_DAYS", 7)
 HELPDESK_INBOUND_MAX_BYTES = env_int("HELPDESK_INBOUND_MAX_BYTES", 40 * 1024 * 1024)
 
 REST_FRAMEWORK = {

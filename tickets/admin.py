@@ -49,8 +49,9 @@ class TicketAdmin(TenantScopedAdmin):
     list_display = ["number", "subject", "status", "priority", "channel", "customer", "updated_at"]
     list_filter = ["status", "priority", "channel"]
     search_fields = ["subject", "=number"]
-    raw_id_fields = ["customer", "order", "assignee"]
-    readonly_fields = ["number", "created_at", "updated_at"]
+    raw_id_fields = ["customer", "order"]
+    # Assignment and status go through the services (membership checks, audit), not the admin.
+    readonly_fields = ["number", "status", "assignee", "created_at", "updated_at"]
 
     def has_add_permission(self, request):  # type: ignore[no-untyped-def]
         return False  # tickets are opened through services, which number and audit them

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from helpdesk.tenancy import TenantOwned, require_tenant
@@ -244,6 +246,10 @@ class TicketTag(TenantOwned):
         constraints = [models.UniqueConstraint(fields=["ticket", "tag"], name="tickettag_unique")]
 
 
+# A send that has not finished in this time died with its worker; the agent may send again.
+STUCK_SENDING_AFTER = timedelta(minutes=10)
+
+
 class Message(TenantOwned):
     class Direction(models.TextChoices):
         INBOUND = "inbound", _("From the customer")
@@ -278,6 +284,7 @@ class Message(TenantOwned):
     )
     delivery_error = models.TextField(blank=True)
     delivery_attempts = models.PositiveIntegerField(default=0)
+    delivery_changed_at = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -294,6 +301,15 @@ class Message(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.direction} on #{self.ticket_id}"
+
+    @property
+    def can_be_resent(self) -> bool:
+        if self.delivery_state == self.Delivery.FAILED:
+            return True
+        stuck_since = timezone.now() - STUCK_SENDING_AFTER
+        return self.delivery_state == self.Delivery.SENDING and (
+            self.delivery_changed_at is None or self.delivery_changed_at < stuck_since
+        )
 
 
 def attachment_path(instance: Attachment, filename: str) -> str:

@@ -132,8 +132,12 @@ def attachment_download(request: HttpRequest, pk: int) -> FileResponse:
         and attachment.content_type != "image/svg+xml"  # SVG can carry script
         and request.GET.get("inline") == "1"
     )
+    try:
+        stored = attachment.file.open("rb")
+    except FileNotFoundError:
+        raise Http404("The file of this attachment is missing from storage") from None
     response = FileResponse(
-        attachment.file.open("rb"),
+        stored,
         as_attachment=not inline,
         filename=attachment.filename,
         content_type=attachment.content_type,

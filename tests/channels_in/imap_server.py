@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
+from datetime import datetime
 
 from imapclient import IMAPClient
 
@@ -85,15 +86,17 @@ class ImapServer:
         client.login(self.username, self.password)
         return client
 
-    def append(self, folder: str, *payloads: bytes) -> list[int]:
-        """Deliver mail into ``folder``; return the UIDs the server gave it."""
+    def append(
+        self, folder: str, *payloads: bytes, received_at: datetime | None = None
+    ) -> list[int]:
+        """Deliver mail into ``folder`` (arrived now, or at ``received_at``); return its UIDs."""
         client = self.client()
         try:
             folders = {name for _flags, _sep, name in client.list_folders()}
             if folder not in folders:
                 client.create_folder(folder)
             for payload in payloads:
-                client.append(folder, payload)
+                client.append(folder, payload, msg_time=received_at)
             client.select_folder(folder, readonly=True)
             return sorted(client.search("ALL"))[-len(payloads) :] if payloads else []
         finally:

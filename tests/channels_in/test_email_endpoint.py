@@ -197,3 +197,11 @@ def test_a_garbled_content_length_or_form_is_a_400_not_a_crash(acme_email):
         CONTENT_LENGTH="twelve",
     )
     assert response.status_code == 400
+
+
+def test_a_message_id_with_a_nul_byte_is_accepted_once(acme_email):
+    payload = customer_mail(message_id="<abc\x00def@example.cn>")
+    assert post(acme_email, payload).json()["status"] == "accepted"
+    assert post(acme_email, payload).json()["status"] == "duplicate"
+    with tenancy.activate(acme_email.tenant):
+        assert Message.objects.count() == 1

@@ -182,3 +182,55 @@ def test_a_reply_task_delivered_twice_sends_one_mail(
     with tenancy.activate(tenant_acme):
         reply.refresh_from_db()
         assert (reply.delivery_state, reply.delivery_attempts) == ("sent", 1)
+
+
+def test_a_reply_whose_mailbox_is_gone_fails_visibly_and_can_be_sent_again(
+    mailbox_on_smtp, smtp_server, agent_li, tenant_acme
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from channels_in import outbound
+
+    post_mail(mailbox_on_smtp.account, customer_mail())
+    with tenancy.activate(tenant_acme):
+        ticket = Ticket.objects.get()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("channels_in.email.EmailAdapter.send", _raise_missing_mailbox)
+            reply = outbound.send_reply(actor=agent_li, ticket=ticket, text="On its way.")
+        reply.refresh_from_db()
+        assert reply.delivery_state == "failed"
+        assert "mailbox" in reply.delivery_error
+        # A send whose worker died stays "sending"; after a while the agent may send again.
+        Message.objects.filter(pk=reply.pk).update(
+            delivery_state="sending", delivery_changed_at=timezone.now() - timedelta(minutes=11)
+        )
+        reply.refresh_from_db()
+        assert reply.can_be_resent
+        outbound.resend(actor=agent_li, message=reply)
+        reply.refresh_from_db()
+        assert reply.delivery_state == "sent"
+
+
+def _raise_missing_mailbox(self, reply):
+    raise Mailbox.DoesNotExist("ChannelAccount has no mailbox")
+
+
+def test_replying_on_a_channel_without_a_mailbox_is_a_clear_error(agent_li, tenant_acme):
+    from channels_in import pipeline
+    from channels_in.models import ChannelAccount
+
+    with tenancy.activate(tenant_acme):
+        bare = ChannelAccount.objects.create(kind="email", name="Half set up")
+        pipeline.receive(account=bare, payload=customer_mail(), source="webhook")
+        ticket = Ticket.objects.get()
+    response = login(agent_li).post(
+        f"/tickets/{ticket.number}/reply/",
+        {"text": "hello"},
+        HTTP_ACCEPT="text/html",
+        HTTP_REFERER=f"/tickets/{ticket.number}/",
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "no active Email channel to reply on" in response.content.decode()

@@ -219,7 +219,11 @@ def test_a_message_that_is_not_mail_does_not_block_later_mail(
 
     assert poll_and_process(mailbox) == 1
 
-    assert RawInbound.objects.count() == 1
+    # The blob is kept where an admin sees it, failed with the reason; the mail went through.
+    blob = RawInbound.objects.get(state="failed")
+    assert "not an email message" in blob.error
+    assert bytes(blob.payload).startswith(b"%PDF-1.4 this is a scanned invoice")
+    assert RawInbound.objects.filter(state="processed").count() == 1
     assert Ticket.objects.filter(subject=subject).exists()
     mailbox.refresh_from_db()
     assert mailbox.imap_last_uid == max(uids)
@@ -246,10 +250,13 @@ def test_a_poll_that_fails_midway_keeps_what_it_stored_and_resumes_after_it(
         return real_receive(**kwargs)
 
     monkeypatch.setattr(pipeline, "receive", receive_then_crash)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(AdapterError, match="worker killed") as failure:
         poll_and_process(mailbox)
+    assert not failure.value.permanent  # retried by the next poll
 
     assert RawInbound.objects.count() == 1
+    mailbox.account.refresh_from_db()
+    assert "worker killed" in mailbox.account.last_error  # shown to the admin
     mailbox.refresh_from_db()
     assert mailbox.imap_last_uid == min(uids)
 
@@ -275,3 +282,26 @@ def test_the_scheduled_poll_reaches_every_connected_mailbox(
 
     with tenancy.activate(tenant_acme):
         assert Ticket.objects.filter(subject=FIRST_MAILS["mail001.box"]).exists()
+
+
+def test_a_newly_connected_mailbox_brings_in_recent_mail_only(
+    in_acme: Tenant,
+    imap_server: ImapServer,
+    support_mailbox: Callable[..., Mailbox],
+    poll_and_process: Callable[[Mailbox], int],
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    years_ago = timezone.now() - timedelta(days=800)
+    old_uids = imap_server.append("INBOX", corpus_mail("mail001.box"), received_at=years_ago)
+    name, subject = LATER_MAIL
+    imap_server.append("INBOX", corpus_mail(name))
+    mailbox = support_mailbox()
+
+    assert poll_and_process(mailbox) == 1
+    assert list(Ticket.objects.values_list("subject", flat=True)) == [subject]
+    mailbox.refresh_from_db()
+    assert mailbox.imap_last_uid > max(old_uids)
+    assert poll_and_process(mailbox) == 0  # the old mail is not picked up later either

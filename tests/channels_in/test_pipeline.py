@@ -206,3 +206,74 @@ def test_pipeline_keeps_tenants_apart(
         assert raw.state == "processed"
         assert Ticket.objects.count() == 1
     assert Ticket.objects.count() == 1
+
+
+def test_knowing_a_message_id_does_not_let_a_stranger_into_a_customers_ticket(
+    acme_email, django_capture_on_commit_callbacks
+):
+    from channels_in.outbound import reply_address
+
+    deliver(
+        acme_email,
+        customer_mail(sender="Alice <alice@example.com>", message_id="<alice-1@example.com>"),
+        django_capture_on_commit_callbacks,
+    )
+    alice_ticket = Ticket.objects.get()
+    deliver(
+        acme_email,
+        customer_mail(
+            sender="Mallory <mallory@evil.example>",
+            subject="Re: 吸油烟机噪音很大",
+            in_reply_to="<alice-1@example.com>",
+        ),
+        django_capture_on_commit_callbacks,
+    )
+    assert Ticket.objects.count() == 2
+    assert alice_ticket.messages.count() == 1
+    assert reply_address(alice_ticket) == "alice@example.com"
+
+
+def test_a_colleague_copied_on_the_mail_may_reply_into_the_ticket(
+    acme_email, django_capture_on_commit_callbacks
+):
+    from channels_in.outbound import reply_address
+
+    deliver(
+        acme_email,
+        customer_mail(
+            sender="Alice <alice@example.com>",
+            message_id="<alice-2@example.com>",
+            headers={"Cc": "Bob <bob@example.com>"},
+        ),
+        django_capture_on_commit_callbacks,
+    )
+    deliver(
+        acme_email,
+        customer_mail(sender="Bob <bob@example.com>", in_reply_to="<alice-2@example.com>"),
+        django_capture_on_commit_callbacks,
+    )
+    ticket = Ticket.objects.get()
+    assert ticket.messages.count() == 2
+    assert reply_address(ticket) == "alice@example.com"  # replies still go to the customer
+
+
+def test_mail_the_database_could_not_hold_as_sent_is_cleaned_not_lost(
+    acme_email, django_capture_on_commit_callbacks
+):
+    long_name = "店" * 300
+    raw = deliver(
+        acme_email,
+        customer_mail(
+            sender=f'"{long_name}" <long@example.cn>',
+            subject="退款\x00申请",
+            body="第一行\x00第二行",
+            message_id="<abc\x00def@example.cn>",
+        ),
+        django_capture_on_commit_callbacks,
+    )
+    assert raw.state == "processed", raw.error
+    assert raw.external_id.startswith("sha256:")
+    message = Message.objects.get()
+    assert message.ticket.subject == "退款申请"
+    assert message.body_text == "第一行第二行"
+    assert message.author_customer.name == long_name[:200]

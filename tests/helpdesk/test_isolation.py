@@ -217,3 +217,34 @@ def test_admin_shows_staff_only_the_merchant_they_act_for(two_merchants, agent_l
     foreign = admin.get(f"/admin/tickets/ticket/{globex_ticket.pk}/change/", follow=True)
     assert "Globex problem" not in foreign.content.decode()
     assert "doesn’t exist" in foreign.content.decode()
+
+
+def test_merchant_staff_cannot_reach_platform_tables_in_the_admin(two_merchants, agent_li):
+    from django.contrib.auth.models import Permission
+
+    agent_li.is_staff = True
+    agent_li.save()
+    agent_li.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=["add_membership", "change_membership", "view_tenant"]
+        )
+    )
+    admin = login(agent_li)
+    assert admin.get("/admin/helpdesk/membership/").status_code == 403
+    assert admin.get("/admin/helpdesk/tenant/").status_code == 403
+    assert admin.get("/admin/helpdesk/membership/add/").status_code == 403
+
+
+def test_a_missing_attachment_file_is_a_404_not_a_crash(two_merchants, agent_li, tenant_acme):
+    from django.core.files.base import ContentFile
+
+    from tickets.models import Attachment
+
+    with tenancy.activate(tenant_acme):
+        attachment = Attachment(
+            message=Message.objects.get(), filename="a.pdf", content_type="application/pdf", size=5
+        )
+        attachment.file.save("a.pdf", ContentFile(b"%PDF-"), save=False)
+        attachment.save()
+        attachment.file.storage.delete(attachment.file.name)
+    assert login(agent_li).get(f"/tickets/attachments/{attachment.pk}/").status_code == 404
