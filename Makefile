@@ -11,6 +11,7 @@ APP_ROLE ?= helpdesk_app
 
 # The suite runs as the app's own role: not superuser, not BYPASSRLS, so row-level security binds.
 TEST_ENV := DJANGO_SECRET_KEY=test-secret-key DJANGO_DEBUG=false DJANGO_SECURE_COOKIES=false \
+	DJANGO_SECURE_SSL_REDIRECT=false \
 	DATABASE_URL=postgres://$(APP_ROLE)@$(PG_HOST):$(PG_PORT)/helpdesk \
 	REDIS_URL=redis://127.0.0.1:6379/15 CELERY_TASK_ALWAYS_EAGER=true \
 	HELPDESK_FERNET_KEYS=tCyP9ObJKmX3o6ghLqXbhpYl5ohhHYAygCfPFsUaNsE=

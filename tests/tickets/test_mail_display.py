@@ -60,3 +60,25 @@ def test_html_mail_shows_formatted_with_its_inline_image_and_no_script(
     assert served.status_code == 200
     assert served["Content-Type"] == "image/png"
     assert b"".join(served.streaming_content) == PNG
+
+
+def test_an_attachment_over_the_merchants_limit_is_not_kept_but_the_agent_is_told(
+    acme_email, agent_li, tenant_acme, django_capture_on_commit_callbacks
+):
+    tenant_acme.max_attachment_bytes = 1024
+    tenant_acme.save()
+    message = EmailMessage()
+    message["From"] = "李伟 <li.wei@example.cn>"
+    message["To"] = "support@acme.example"
+    message["Subject"] = "发票和视频"
+    message.set_content("见附件")
+    message.add_attachment(
+        b"%PDF-1.4 small", maintype="application", subtype="pdf", filename="发票.pdf"
+    )
+    message.add_attachment(b"\x00" * 5000, maintype="video", subtype="mp4", filename="unboxing.mp4")
+    with django_capture_on_commit_callbacks(execute=True):
+        pipeline.receive(account=acme_email, payload=message.as_bytes(), source="webhook")
+    assert list(Attachment.objects.values_list("filename", flat=True)) == ["发票.pdf"]
+    page = login(agent_li).get(f"/tickets/{Ticket.objects.get().number}/").content.decode()
+    assert "unboxing.mp4 (4.9\xa0KB)" in page
+    assert "attachment limit" in page
