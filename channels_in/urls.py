@@ -11,4 +11,5 @@ urlpatterns = [
     path("log/", views.inbound_log, name="log"),
     path("log/<int:pk>/", views.inbound_detail, name="detail"),
     path("log/<int:pk>/retry/", views.inbound_retry, name="retry"),
+    path("channels/<int:pk>/resume/", views.channel_resume, name="resume"),
 ]

@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from channels_in import pipeline
+from channels_in import pipeline, services
 from channels_in.base import AdapterError
 from channels_in.models import ChannelAccount, RawInbound
 from helpdesk import tenancy
@@ -99,7 +99,7 @@ def email_inbound(request: HttpRequest, tenant_slug: str, account_id: int) -> Ht
 
 
 def _require_admin(request: HttpRequest) -> None:
-    membership = request.tenant.memberships.filter(user=request.user).first()
+    membership = tenancy.membership_of(request)
     if not (request.user.is_superuser or (membership and membership.is_admin)):
         raise Http404("Not found")
 
@@ -113,11 +113,22 @@ def inbound_log(request: HttpRequest) -> HttpResponse:
     if state != "all":
         rows = rows.filter(state=state)
     page = Paginator(rows.order_by("-received_at"), 50).get_page(request.GET.get("page"))
+    accounts = ChannelAccount.objects.select_related("mailbox").order_by("kind", "name")
     return render(
         request,
         "channels_in/inbound_log.html",
-        {"page": page, "state": state, "states": RawInbound.State.choices},
+        {"page": page, "state": state, "states": RawInbound.State.choices, "accounts": accounts},
     )
+
+
+@require_POST
+@tenant_required
+def channel_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_admin(request)
+    account = get_object_or_404(ChannelAccount, pk=pk)
+    services.resume_channel(actor=request.user, account=account)
+    messages.success(request, _("The channel is running again."))
+    return redirect("channels_in:log")
 
 
 @tenant_required

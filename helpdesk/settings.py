@@ -71,6 +71,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "helpdesk.tenancy.tenant_context",
+                "helpdesk.context_processors.inbound_attention",
             ],
         },
     },

@@ -22,7 +22,7 @@ from django.utils import translation
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
-    from helpdesk.models import Tenant
+    from helpdesk.models import Membership, Tenant
 
 _active_tenant: ContextVar[Tenant | None] = ContextVar("active_tenant", default=None)
 
@@ -178,13 +178,21 @@ def activate_for_request(request: HttpRequest, tenant: Tenant) -> None:
     request.tenant = tenant
 
 
+def membership_of(request: HttpRequest) -> Membership | None:
+    """The signed-in user's membership in the active tenant (looked up once per request)."""
+    if not hasattr(request, "_membership"):
+        tenant = getattr(request, "tenant", None)
+        request._membership = (
+            tenant.memberships.filter(user=request.user).first()
+            if tenant is not None and request.user.is_authenticated
+            else None
+        )
+    return request._membership
+
+
 def tenant_context(request: HttpRequest) -> dict[str, Any]:
-    """Template context: the active tenant and the others the user may switch to."""
-    tenant = getattr(request, "tenant", None)
-    membership = None
-    if tenant is not None and request.user.is_authenticated:
-        membership = tenant.memberships.filter(user=request.user).first()
-    return {"tenant": tenant, "membership": membership}
+    """Template context: the active tenant and the user's place in it."""
+    return {"tenant": getattr(request, "tenant", None), "membership": membership_of(request)}
 
 
 class TenantTask(Task):

@@ -205,3 +205,26 @@ def test_a_message_id_with_a_nul_byte_is_accepted_once(acme_email):
     assert post(acme_email, payload).json()["status"] == "duplicate"
     with tenancy.activate(acme_email.tenant):
         assert Message.objects.count() == 1
+
+
+def test_admins_see_a_paused_channel_with_its_error_and_resume_it(acme_email, admin_zhao, agent_li):
+    from channels_in.models import ChannelAccount
+
+    with tenancy.activate(acme_email.tenant):
+        ChannelAccount.objects.filter(pk=acme_email.pk).update(
+            paused=True, last_error="The IMAP server refused the username or password"
+        )
+    admin = login(admin_zhao)
+    page = admin.get("/tickets/").content.decode()
+    assert 'class="badge failed"' in page  # the navigation tells admins something needs them
+    log = admin.get("/inbound/log/").content.decode()
+    assert "refused the username or password" in log and "Paused" in log
+    assert login(agent_li).post(f"/inbound/channels/{acme_email.pk}/resume/").status_code == 404
+    response = admin.post(f"/inbound/channels/{acme_email.pk}/resume/", follow=True)
+    assert "running again" in response.content.decode()
+    with tenancy.activate(acme_email.tenant):
+        acme_email.refresh_from_db()
+        assert (acme_email.paused, acme_email.last_error) == (False, "")
+        from tickets.models import AuditEvent
+
+        assert AuditEvent.objects.filter(action="channel.resumed", actor=admin_zhao).exists()

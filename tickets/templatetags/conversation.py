@@ -45,6 +45,7 @@ AUDIT_LABELS = {
     "message.resent": _("sent a reply again"),
     "identity.added": _("added a contact identity"),
     "inbound.retried": _("retried an inbound message"),
+    "channel.resumed": _("resumed a paused channel"),
 }
 
 
