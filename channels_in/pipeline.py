@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -21,20 +19,19 @@ from django.utils.translation import gettext as _
 
 from channels_in import registry
 from channels_in.base import AdapterError, InboundMessage
+from channels_in.linking import find_order_reference, find_thread, normalise_external_id
 from channels_in.models import ChannelAccount, RawInbound
 from helpdesk import realtime
 from helpdesk.errors import BadInput
 from helpdesk.tenancy import require_tenant
 from tickets import services
 from tickets.assignment import route_new_ticket
-from tickets.models import Attachment, Customer, Message, Order, Ticket
+from tickets.models import Attachment, Customer, Message, Ticket
 
 logger = logging.getLogger(__name__)
 
 State = RawInbound.State
 CLAIMABLE = [State.RECEIVED, State.FAILED]
-_ORDER_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{3,40}")
-_TICKET_TOKEN = re.compile(r"\[#(\d{1,9})\]")
 
 
 @dataclass
@@ -43,18 +40,6 @@ class Outcome:
     message: Message | None = None
     ticket: Ticket | None = None
     note: str = ""
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def normalise_external_id(value: str) -> str:
-    """A provider's id as we store it: trimmed, and hashed when too long or holding control
-    characters (PostgreSQL refuses NUL; a hash still recognises the redelivery)."""
-    value = (value or "").strip().strip("<>").strip()
-    if len(value) > 200 or _CONTROL.search(value):
-        return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
-    return value
 
 
 def clean_json(value: object) -> object:
@@ -150,7 +135,7 @@ def claim(raw_id: int) -> bool:
 
 def mark_failed(raw: RawInbound, error: str) -> None:
     raw.state = State.FAILED
-    raw.error = error[:4000]
+    raw.error = clean_text(error, 4000)
     raw.state_changed_at = timezone.now()
     RawInbound.objects.filter(pk=raw.pk).update(
         state=raw.state, error=raw.error, state_changed_at=raw.state_changed_at
@@ -292,90 +277,6 @@ def ingest(*, account: ChannelAccount, inbound: InboundMessage) -> Outcome:
         {"ticket": ticket.number, "direction": "inbound", "subject": ticket.subject},
     )
     return Outcome(State.PROCESSED, message=message, ticket=ticket)
-
-
-def find_thread(*, customer: Customer, inbound: InboundMessage) -> Ticket | None:
-    """The ticket a message continues, or None for a new conversation.
-
-    In order: the message it replies to (reply headers), the channel's conversation id, a
-    ``[#123]`` token of this customer's ticket in the subject, then this customer's open ticket
-    on the same channel within the threading window. A closed ticket is never continued. A
-    reply joins a ticket only when its sender is the ticket's customer or was sent or copied
-    the message it answers: knowing a Message-ID is not enough to read someone's ticket.
-    """
-    reply_ids = [normalise_external_id(i) for i in inbound.reply_to_ids if i][:50]
-    candidates: list[Ticket | None] = []
-    if reply_ids:
-        earlier = (
-            Message.objects.filter(channel=inbound.channel, external_id__in=reply_ids)
-            .select_related("ticket")
-            .order_by("-created_at")
-            .first()
-        )
-        if earlier is not None and was_party_to(
-            customer=customer, inbound=inbound, message=earlier
-        ):
-            candidates.append(earlier.ticket)
-    if inbound.conversation_id:
-        earlier = (
-            Message.objects.filter(
-                channel=inbound.channel,
-                metadata__conversation_id=inbound.conversation_id,
-                ticket__customer=customer,
-            )
-            .select_related("ticket")
-            .order_by("-created_at")
-            .first()
-        )
-        candidates.append(earlier.ticket if earlier else None)
-    token = _TICKET_TOKEN.search(inbound.subject or "")
-    if token:
-        candidates.append(
-            Ticket.objects.filter(number=int(token.group(1)), customer=customer).first()
-        )
-    for ticket in candidates:
-        if ticket is not None and ticket.status != Ticket.Status.CLOSED:
-            return ticket
-    if reply_ids:
-        # A reply to something we do not know starts its own ticket rather than joining another.
-        return None
-    window = timezone.now() - timedelta(hours=settings.HELPDESK_THREAD_WINDOW_HOURS)
-    return (
-        Ticket.objects.filter(customer=customer, channel=inbound.channel, updated_at__gte=window)
-        .exclude(status__in=[Ticket.Status.SOLVED, Ticket.Status.CLOSED])
-        .order_by("-updated_at")
-        .first()
-    )
-
-
-def was_party_to(*, customer: Customer, inbound: InboundMessage, message: Message) -> bool:
-    """Whether the sender of ``inbound`` took part in ``message``'s conversation."""
-    if message.ticket.customer_id == customer.pk:
-        return True
-    sender = (inbound.sender_value or "").lower()
-    recipients = {
-        str(address).lower()
-        for address in [*message.metadata.get("recipients", []), message.metadata.get("to", "")]
-        if address
-    }
-    return bool(sender) and sender in recipients
-
-
-def find_order_reference(*, customer: Customer, inbound: InboundMessage) -> Order | None:
-    """The customer's own order named in the subject or text (e.g. "订单号 SO20261105")."""
-    tokens = {
-        token
-        for token in _ORDER_TOKEN.findall(f"{inbound.subject}\n{inbound.text[:5000]}")
-        if sum(ch.isdigit() for ch in token) >= 4
-    }
-    if not tokens:
-        return None
-    tokens |= {token.upper() for token in tokens}
-    return (
-        Order.objects.filter(customer=customer, number__in=list(tokens)[:200])
-        .order_by("-placed_at")
-        .first()
-    )
 
 
 def stale_inbound() -> list[RawInbound]:
