@@ -191,8 +191,15 @@ def membership_of(request: HttpRequest) -> Membership | None:
 
 
 def tenant_context(request: HttpRequest) -> dict[str, Any]:
-    """Template context: the active tenant and the user's place in it."""
-    return {"tenant": getattr(request, "tenant", None), "membership": membership_of(request)}
+    """Template context: the active tenant, the user's place in it, the merchants to switch to."""
+    switchable = []
+    if request.user.is_authenticated:
+        switchable = list(tenants_of(request.user).order_by("name")[:100])
+    return {
+        "tenant": getattr(request, "tenant", None),
+        "membership": membership_of(request),
+        "switchable_tenants": switchable if len(switchable) > 1 else [],
+    }
 
 
 class TenantTask(Task):

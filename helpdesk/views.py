@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from helpdesk.tenancy import SESSION_KEY, tenants_of
@@ -30,4 +31,9 @@ def switch_tenant(request: HttpRequest) -> HttpResponse:
     if tenant is None:
         raise Http404("No such merchant")
     request.session[SESSION_KEY] = tenant.pk
+    next_url = request.POST.get("next", "")
+    if next_url.startswith("/admin/") and url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}
+    ):
+        return redirect(next_url)
     return redirect("tickets:list")

@@ -248,3 +248,17 @@ def test_a_missing_attachment_file_is_a_404_not_a_crash(two_merchants, agent_li,
         attachment.save()
         attachment.file.storage.delete(attachment.file.name)
     assert login(agent_li).get(f"/tickets/attachments/{attachment.pk}/").status_code == 404
+
+
+def test_a_platform_operator_switches_merchant_from_the_admin(two_merchants):
+    from django.contrib.auth import get_user_model
+
+    operator = get_user_model().objects.create_superuser("operator", "op@example.com", "pw-1234567")
+    client = login(operator)
+    page = client.get("/admin/tickets/ticket/").content.decode()
+    assert "Acting for merchant" in page
+    assert "Acme problem" in page and "Globex problem" not in page
+    switched = client.post(
+        "/switch-tenant/", {"tenant": "globex", "next": "/admin/tickets/ticket/"}, follow=True
+    ).content.decode()
+    assert "Globex problem" in switched and "Acme problem" not in switched
