@@ -97,13 +97,21 @@ def ticket_reply(request: HttpRequest, number: int) -> HttpResponse:
     from channels_in.outbound import send_reply
 
     ticket = selectors.access_ticket(agent=request.user, number=number)
-    send_reply(
+    reply = send_reply(
         actor=request.user,
         ticket=ticket,
         text=request.POST.get("text", ""),
         status=request.POST.get("status", Ticket.Status.PENDING),
     )
-    messages.success(request, _("Reply queued for delivery."))
+    reply.refresh_from_db(fields=["delivery_state", "delivery_error"])
+    if reply.delivery_state == reply.Delivery.SENT:
+        messages.success(request, _("Reply sent."))
+    elif reply.delivery_state == reply.Delivery.FAILED:
+        messages.error(
+            request, _("The reply could not be sent: %(error)s") % {"error": reply.delivery_error}
+        )
+    else:
+        messages.success(request, _("Reply queued for delivery."))
     return redirect("tickets:detail", number=ticket.number)
 
 

@@ -228,3 +228,11 @@ def test_admins_see_a_paused_channel_with_its_error_and_resume_it(acme_email, ad
         from tickets.models import AuditEvent
 
         assert AuditEvent.objects.filter(action="channel.resumed", actor=admin_zhao).exists()
+
+
+def test_admins_find_the_forwarding_address_and_secret_of_their_email_channel(
+    acme_email, admin_zhao
+):
+    page = login(admin_zhao).get("/inbound/log/").content.decode()
+    assert f"http://testserver/inbound/acme/email/{acme_email.pk}/" in page
+    assert acme_email.inbound_secret in page

@@ -188,7 +188,7 @@ def test_ticket_statuses_read_in_chinese_for_a_chinese_merchant(agent_li, noisy_
 def test_ticket_history_reads_as_sentences_in_the_agents_language(agent_li, noisy_hood_ticket):
     services.change_ticket_status(actor=agent_li, ticket=noisy_hood_ticket, status="pending")
     english = login(agent_li).get(f"/tickets/{noisy_hood_ticket.number}/").content.decode()
-    assert "li.acme changed the status (new → pending)" in english
+    assert "li.acme changed the status (New → Pending)" in english
     chinese = login(agent_li, language=None).get(f"/tickets/{noisy_hood_ticket.number}/")
     assert "li.acme 更改了状态" in chinese.content.decode()
 

@@ -53,3 +53,14 @@ AUDIT_LABELS = {
 def audit_label(action: str) -> str:
     """What an audit event's action means, in the agent's language."""
     return str(AUDIT_LABELS.get(action, action))
+
+
+@register.filter
+def status_label(status: str) -> str:
+    """A ticket status code as the agent reads it."""
+    from tickets.models import Ticket
+
+    try:
+        return str(Ticket.Status(status).label)
+    except ValueError:
+        return status
