@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -9,15 +10,22 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from helpdesk import realtime, tenancy
 
+# How long a socket may go on trusting the membership it was opened with.
+MEMBERSHIP_RECHECK_SECONDS = 60
+
 
 class AgentEventsConsumer(AsyncJsonWebsocketConsumer):
     group_name = ""
+    tenant_id: int | None = None
+    verified_at = 0.0
 
     async def connect(self) -> None:
         tenant = await database_sync_to_async(tenancy.activate_for_scope)(self.scope)
         if tenant is None:
             await self.close(code=4403)
             return
+        self.tenant_id = tenant.pk
+        self.verified_at = time.monotonic()
         self.group_name = realtime.agents_group(tenant.pk)
         await self.channel_layer.group_add(self.group_name, self.channel_name)
         await self.accept()
@@ -27,4 +35,13 @@ class AgentEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
 
     async def helpdesk_event(self, message: dict[str, Any]) -> None:
+        if time.monotonic() - self.verified_at > MEMBERSHIP_RECHECK_SECONDS:
+            # The agent may have left the merchant (or switched to another) since connecting.
+            tenant = await database_sync_to_async(tenancy.activate_for_scope)(self.scope)
+            if tenant is None or tenant.pk != self.tenant_id:
+                await self.channel_layer.group_discard(self.group_name, self.channel_name)
+                self.group_name = ""
+                await self.close(code=4403)
+                return
+            self.verified_at = time.monotonic()
         await self.send_json({"event": message["event"], "payload": message["payload"]})

@@ -60,3 +60,25 @@ def test_anonymous_sockets_are_refused():
         return connected
 
     assert asyncio.run(scenario()) is False
+
+
+def test_an_agent_removed_from_the_merchant_stops_hearing_its_events(
+    agent_li, tenant_acme, monkeypatch
+):
+    from tickets import consumers
+
+    async def scenario() -> tuple[dict, dict]:
+        socket = communicator_for(agent_li)
+        assert (await socket.connect())[0]
+        await sync_to_async(open_ticket_for)(tenant_acme, "第一张")
+        heard = await socket.receive_json_from(timeout=5)
+        await sync_to_async(agent_li.memberships.all().delete)()
+        monkeypatch.setattr(consumers, "MEMBERSHIP_RECHECK_SECONDS", -1)
+        await sync_to_async(open_ticket_for)(tenant_acme, "第二张")
+        closed = await socket.receive_output(timeout=5)
+        await socket.disconnect()
+        return heard, closed
+
+    heard, closed = asyncio.run(scenario())
+    assert heard["payload"]["subject"] == "第一张"
+    assert closed == {"type": "websocket.close", "code": 4403}
