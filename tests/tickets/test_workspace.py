@@ -206,3 +206,14 @@ def test_the_ticket_page_shows_the_customers_tickets_on_other_channels(agent_li,
     page = login(agent_li).get(f"/tickets/{noisy_hood_ticket.number}/").content.decode()
     assert "微信咨询安装时间" in page and "WeChat" in page
     assert "Someone else" not in page
+
+
+def test_pages_forbid_inline_script_so_customer_content_cannot_run(agent_li, noisy_hood_ticket):
+    response = login(agent_li).get(f"/tickets/{noisy_hood_ticket.number}/")
+    policy = response["Content-Security-Policy"]
+    assert (
+        "script-src 'self'" in policy
+        and "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+    )
+    assert "frame-ancestors 'none'" in policy
+    assert "onchange=" not in response.content.decode()
