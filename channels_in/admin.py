@@ -40,6 +40,14 @@ class MailboxForm(forms.ModelForm):
             "smtp_password",
         ]
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("smtp_use_tls") and cleaned.get("smtp_use_ssl"):
+            raise forms.ValidationError(
+                "Choose STARTTLS (usually port 587) or SSL/TLS (usually port 465), not both."
+            )
+        return cleaned
+
     def save(self, commit: bool = True) -> Mailbox:
         mailbox = super().save(commit=False)
         if self.cleaned_data.get("imap_password"):

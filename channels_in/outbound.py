@@ -68,12 +68,18 @@ def reply_subject(ticket: Ticket) -> str:
 def send_reply(
     *, actor: Any, ticket: Ticket, text: str, status: str = Ticket.Status.PENDING
 ) -> Message:
-    """Reply to the customer on the ticket's channel; delivery happens after commit, with retries."""
+    """Reply to the customer on the ticket's channel; delivery happens after commit, with retries.
+
+    The ticket takes ``status`` once the reply is sent: a reply that never reached the customer
+    does not leave the ticket waiting for them.
+    """
     from channels_in.tasks import deliver_message
 
     text = (text or "").strip()
     if not text:
         raise BadInput(_("A reply needs some text"), field="text")
+    if status not in Ticket.Status.values:
+        raise BadInput(_("Unknown status %(status)s") % {"status": status}, field="status")
     if ticket.channel != "email":
         raise BadInput(f"Replies on {ticket.get_channel_display()} are not connected yet")
     account = reply_account(ticket)
@@ -99,13 +105,11 @@ def send_reply(
                 "account_id": account.pk,
                 "to": reply_address(ticket),
                 "references": [ref for ref in thread if not ref.startswith("sha256:")][-20:],
+                "then_status": status,
             },
         )
         services.record_audit(actor=actor, action="message.reply_queued", obj=message)
-        if ticket.status != status and status in services.ALLOWED_TRANSITIONS[ticket.status]:
-            services.change_ticket_status(actor=actor, ticket=ticket, status=status)
-        else:
-            Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
+        Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
         transaction.on_commit(lambda: deliver_message.delay(ticket.tenant_id, message.pk))
     return message
 
@@ -154,6 +158,14 @@ def deliver(*, message_id: int, final: bool = False) -> str:
     Message.objects.filter(pk=message.pk).update(
         delivery_state=Delivery.SENT, delivery_error="", sent_at=timezone.now()
     )
+    then_status = message.metadata.get("then_status")
+    ticket = message.ticket
+    if (
+        then_status
+        and ticket.status != then_status
+        and then_status in services.ALLOWED_TRANSITIONS[ticket.status]
+    ):
+        services.change_ticket_status(actor=message.author_user, ticket=ticket, status=then_status)
     realtime.publish_after_commit(
         message.tenant_id, "message.sent", {"ticket": message.ticket.number}
     )

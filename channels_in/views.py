@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from channels_in import pipeline, services
 from channels_in.base import AdapterError
+from channels_in.mail.charsets import decode_bytes
 from channels_in.models import ChannelAccount, RawInbound
 from helpdesk import tenancy
 from helpdesk.models import Tenant
@@ -135,7 +136,8 @@ def channel_resume(request: HttpRequest, pk: int) -> HttpResponse:
 def inbound_detail(request: HttpRequest, pk: int) -> HttpResponse:
     _require_admin(request)
     raw = get_object_or_404(RawInbound.objects.select_related("account", "ticket"), pk=pk)
-    preview = bytes(raw.payload[:20000]).decode("utf-8", "replace")
+    # Raw mail is often GBK or Big5: decode it as the parser would, not blindly as UTF-8.
+    preview = decode_bytes(bytes(raw.payload[:20000]))
     return render(request, "channels_in/inbound_detail.html", {"raw": raw, "preview": preview})
 
 
@@ -145,5 +147,9 @@ def inbound_retry(request: HttpRequest, pk: int) -> HttpResponse:
     _require_admin(request)
     raw = get_object_or_404(RawInbound.objects.defer("payload"), pk=pk)
     pipeline.retry_inbound(actor=request.user, raw=raw)
-    messages.success(request, _("Sent through the pipeline again."))
+    raw.refresh_from_db(fields=["state", "error"])
+    if raw.state == RawInbound.State.FAILED:
+        messages.error(request, _("It failed again: %(error)s") % {"error": raw.error})
+    else:
+        messages.success(request, _("Sent through the pipeline again."))
     return redirect("channels_in:detail", pk=raw.pk)

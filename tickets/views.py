@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from helpdesk.tenancy import require_tenant
 from tickets import selectors, services
-from tickets.models import Attachment, Ticket
+from tickets.models import Attachment, Message, Ticket
 
 
 def tenant_required(view):  # type: ignore[no-untyped-def]
@@ -88,6 +88,7 @@ def ticket_status(request: HttpRequest, number: int) -> HttpResponse:
 def ticket_note(request: HttpRequest, number: int) -> HttpResponse:
     ticket = selectors.access_ticket(agent=request.user, number=number)
     services.add_note(actor=request.user, ticket=ticket, text=request.POST.get("text", ""))
+    messages.success(request, _("Note added."))
     return redirect("tickets:detail", number=ticket.number)
 
 
@@ -103,6 +104,12 @@ def ticket_reply(request: HttpRequest, number: int) -> HttpResponse:
         text=request.POST.get("text", ""),
         status=request.POST.get("status", Ticket.Status.PENDING),
     )
+    tell_delivery(request, reply)
+    return redirect("tickets:detail", number=ticket.number)
+
+
+def tell_delivery(request: HttpRequest, reply: Message) -> None:
+    """Tell the agent what became of a reply (sent at once where Celery runs inline)."""
     reply.refresh_from_db(fields=["delivery_state", "delivery_error"])
     if reply.delivery_state == reply.Delivery.SENT:
         messages.success(request, _("Reply sent."))
@@ -112,7 +119,6 @@ def ticket_reply(request: HttpRequest, number: int) -> HttpResponse:
         )
     else:
         messages.success(request, _("Reply queued for delivery."))
-    return redirect("tickets:detail", number=ticket.number)
 
 
 @require_POST
@@ -125,6 +131,7 @@ def message_resend(request: HttpRequest, number: int, pk: int) -> HttpResponse:
     if message is None:
         raise Http404("No such message")
     resend(actor=request.user, message=message)
+    tell_delivery(request, message)
     return redirect("tickets:detail", number=ticket.number)
 
 

@@ -216,7 +216,7 @@ def test_admins_see_a_paused_channel_with_its_error_and_resume_it(acme_email, ad
         )
     admin = login(admin_zhao)
     page = admin.get("/tickets/").content.decode()
-    assert 'class="badge failed"' in page  # the navigation tells admins something needs them
+    assert 'class="badge alert"' in page  # the navigation tells admins something needs them
     log = admin.get("/inbound/log/").content.decode()
     assert "refused the username or password" in log and "Paused" in log
     assert login(agent_li).post(f"/inbound/channels/{acme_email.pk}/resume/").status_code == 404
@@ -236,3 +236,35 @@ def test_admins_find_the_forwarding_address_and_secret_of_their_email_channel(
     page = login(admin_zhao).get("/inbound/log/").content.decode()
     assert f"http://testserver/inbound/acme/email/{acme_email.pk}/" in page
     assert acme_email.inbound_secret in page
+
+
+def test_a_retry_that_fails_again_says_so_and_long_logs_have_pages(acme_email, admin_zhao):
+    from channels_in import pipeline
+
+    with tenancy.activate(acme_email.tenant):
+        for index in range(51):
+            pipeline.store_undeliverable(
+                account=acme_email,
+                payload=f"junk {index}".encode(),
+                source="imap",
+                error="not mail",
+            )
+        raw = RawInbound.objects.order_by("pk").first()
+    admin = login(admin_zhao)
+    listing = admin.get("/inbound/log/").content.decode()
+    assert "?page=2&state=failed" in listing
+    response = admin.post(f"/inbound/log/{raw.pk}/retry/", follow=True).content.decode()
+    assert "It failed again" in response
+
+
+def test_chinese_raw_mail_reads_as_chinese_on_its_detail_page(acme_email, admin_zhao):
+    head = (
+        "From: Li <li@example.cn>\r\nTo: support@acme.example\r\nSubject: refund\r\n"
+        "Message-ID: <gbk-raw@example.cn>\r\nContent-Type: text/plain; charset=gb2312\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n"
+    )
+    post(acme_email, head.encode() + "退款什么时候到账".encode("gbk"))
+    with tenancy.activate(acme_email.tenant):
+        raw = RawInbound.objects.get()
+    page = login(admin_zhao).get(f"/inbound/log/{raw.pk}/").content.decode()
+    assert "退款什么时候到账" in page

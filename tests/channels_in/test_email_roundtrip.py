@@ -140,6 +140,9 @@ def test_a_reply_that_cannot_be_delivered_shows_failed_and_can_be_sent_again(
     page = client.get(f"/tickets/{ticket.number}/").content.decode()
     assert "SMTP delivery failed" in page and "Send again" in page
     with tenancy.activate(tenant_acme):
+        ticket.refresh_from_db()
+        assert ticket.status == "new"  # not "pending": the customer never got the reply
+    with tenancy.activate(tenant_acme):
         reply = Message.objects.get(direction="outbound")
         assert reply.delivery_state == "failed"
         acme_mailbox.smtp_port = port

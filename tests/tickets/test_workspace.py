@@ -217,3 +217,12 @@ def test_pages_forbid_inline_script_so_customer_content_cannot_run(agent_li, noi
     )
     assert "frame-ancestors 'none'" in policy
     assert "onchange=" not in response.content.decode()
+
+
+def test_a_note_is_confirmed_and_notes_carry_no_channel(agent_li, noisy_hood_ticket):
+    client = login(agent_li)
+    page = client.post(
+        f"/tickets/{noisy_hood_ticket.number}/note/", {"text": "Check batch 2026-11"}, follow=True
+    ).content.decode()
+    assert "Note added." in page
+    assert "Internal note · Email" not in page and "Internal note ·" in page
