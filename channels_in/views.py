@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -118,7 +119,13 @@ def inbound_log(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "channels_in/inbound_log.html",
-        {"page": page, "state": state, "states": RawInbound.State.choices, "accounts": accounts},
+        {
+            "page": page,
+            "state": state,
+            "states": RawInbound.State.choices,
+            "accounts": accounts,
+            "pager_query": urlencode({"state": state}),
+        },
     )
 
 

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -45,6 +46,9 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
             "q": query,
             "mine": mine,
             "statuses": Ticket.Status.choices,
+            "pager_query": urlencode(
+                {"status": status, "q": query, **({"mine": 1} if mine else {})}
+            ),
         },
     )
 
