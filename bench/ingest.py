@@ -2,13 +2,16 @@
 
 Run from the repository root: ``python bench/ingest.py`` (``make bench`` runs it on PostgreSQL as
 the app's role). It creates a bench merchant with an email channel, generates a realistic mix of
-mail and times ``store_raw`` + ``process_raw`` for every message. Results go to stdout as
-``name: value`` lines; progress and log messages go to stderr. See bench/README.md.
+mail and times ``store_raw`` + ``process_raw`` for every message, counts the SQL statements of
+one message, then compares the throughput of 1 and of several worker processes sharing one
+merchant. Results go to stdout as ``name: value`` lines; progress and log messages go to stderr.
+See bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import re
@@ -26,6 +29,11 @@ from email.message import EmailMessage
 from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from multiprocessing.sharedctypes import Synchronized
+    from multiprocessing.synchronize import Barrier
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -41,7 +49,8 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.core.files.storage import default_storage  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, connections  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
@@ -55,13 +64,12 @@ from tickets.models import (  # noqa: E402
     Channel,
     Customer,
     CustomerIdentity,
+    Group,
     Message,
     Ticket,
 )
 
-CORPUS_DIR = Path(
-    os.environ.get("HELPDESK_CORPUS_DIR") or REPO.parent / "shared" / "corpus" / "mail"
-)
+CORPUS_DIR = Path(os.environ.get("HELPDESK_CORPUS_DIR") or REPO / "tests" / "corpus" / "mail")
 SUPPORT_ADDRESS = "support@bench.example"
 
 # The mix of a Chinese e-commerce merchant's support inbox (weights sum to 1).
@@ -338,7 +346,7 @@ class MailMix:
 
 
 def bench_channel(slug: str) -> tuple[Tenant, ChannelAccount]:
-    """The bench merchant and its email channel, created on first use."""
+    """The bench merchant, its email channel and its default group, created on first use."""
     tenant, _ = Tenant.objects.get_or_create(
         slug=slug, defaults={"name": f"Bench {slug}", "default_currency": "CNY"}
     )
@@ -347,6 +355,9 @@ def bench_channel(slug: str) -> tuple[Tenant, ChannelAccount]:
         if account is None:
             account = ChannelAccount.objects.create(kind=Channel.EMAIL, name="Bench mail")
             Mailbox.objects.create(account=account, address=SUPPORT_ADDRESS)
+        # Like a real merchant's, new tickets are routed to a default group.
+        if not Group.objects.filter(is_default=True).exists():
+            Group.objects.create(name="Support", is_default=True)
     return tenant, account
 
 
@@ -356,6 +367,109 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
         return 0.0
     rank = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values)) - 1))
     return sorted_values[rank]
+
+
+def statements_of(account: ChannelAccount, payload: bytes) -> int:
+    """SQL statements of the whole pipeline for one payload, as Django captures them: BEGIN,
+    COMMIT, savepoints and the tenant's ``set_config`` included."""
+    with CaptureQueriesContext(connection) as captured:
+        raw, _ = store_raw(account=account, payload=payload, source=RawInbound.Source.IMPORT)
+        result = process_raw(raw.pk)
+    if result is None or result.state != RawInbound.State.PROCESSED:
+        raise SystemExit(f"the statement probe was not processed: {result and result.error}")
+    return len(captured.captured_queries)
+
+
+def count_statements(account: ChannelAccount, mix: MailMix) -> dict[str, int]:
+    """Statements for a new customer's first mail (a new ticket) and for their reply to it
+    (threaded onto that ticket), on a merchant that already holds the run's data."""
+    sender = Sender("Probe Customer", f"probe-{mix.run}@mail.bench.example", False)
+    first = mix._text_mail(
+        sender=sender,
+        subject="Where is my order SO202612345?",
+        text="Hello, my order SO202612345 has not arrived yet.\nBest regards,\nProbe",
+        charset="utf-8",
+    )
+    reply = mix._text_mail(
+        sender=sender,
+        subject="Re: Where is my order SO202612345?",
+        text="Any news on this?",
+        charset="utf-8",
+        reply_to=mix.sent[-1],
+    )
+    return {
+        "ingest_sql_statements_per_message": statements_of(account, first),
+        "ingest_sql_statements_per_reply": statements_of(account, reply),
+    }
+
+
+def _process_share(
+    tenant: Tenant,
+    raw_ids: list[int],
+    next_index: Synchronized[int],
+    failures: Synchronized[int],
+    start: Barrier,
+) -> None:
+    """One worker process: takes the next stored payload until none is left, as Celery workers
+    taking tasks from one queue would."""
+    try:
+        with tenancy.activate(tenant):
+            connection.ensure_connection()  # connecting is not part of the measured time
+            start.wait()
+            while True:
+                with next_index.get_lock():
+                    index = next_index.value
+                    next_index.value += 1
+                if index >= len(raw_ids):
+                    break
+                try:
+                    result = process_raw(raw_ids[index])
+                except Exception:  # the pipeline marked the raw failed and logged why
+                    result = None
+                if result is None or result.state == RawInbound.State.FAILED:
+                    with failures.get_lock():
+                        failures.value += 1
+    finally:
+        connections.close_all()
+
+
+def measure_workers(
+    slug: str, workers: int, *, messages: int, options: argparse.Namespace
+) -> tuple[Tenant, float, int]:
+    """Messages per second (wall clock) of ``workers`` processes ingesting ``messages`` stored
+    payloads of one fresh merchant, and how many failed. Every run gets the same mail."""
+    tenant, account = bench_channel(slug)
+    mix = MailMix(seed=options.seed, customers=options.customers, run=uuid.uuid4().hex[:12])
+    raw_ids = []
+    with tenancy.activate(tenant):
+        for _kind, payload in mix.messages(messages):
+            try:
+                raw, _ = store_raw(
+                    account=account, payload=payload, source=RawInbound.Source.IMPORT
+                )
+            except AdapterError:  # not mail at all: nothing was stored
+                continue
+            raw_ids.append(raw.pk)
+    # A forked child must not share the parent's database connection: each opens its own.
+    connections.close_all()
+    context = multiprocessing.get_context("fork")
+    next_index = context.Value("l", 0)
+    failures = context.Value("l", 0)
+    start = context.Barrier(workers + 1)
+    processes = [
+        context.Process(target=_process_share, args=(tenant, raw_ids, next_index, failures, start))
+        for _ in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    start.wait(timeout=120)
+    started = time.perf_counter()
+    for process in processes:
+        process.join()
+    elapsed = time.perf_counter() - started
+    if any(process.exitcode for process in processes):
+        raise SystemExit(f"a worker process of the {workers}-worker run died")
+    return tenant, (len(raw_ids) / elapsed if elapsed else 0.0), failures.value
 
 
 def delete_bench_data(tenant: Tenant) -> None:
@@ -370,6 +484,7 @@ def delete_bench_data(tenant: Tenant) -> None:
             Ticket,
             CustomerIdentity,
             Customer,
+            Group,
             Mailbox,
             ChannelAccount,
         ):
@@ -417,8 +532,28 @@ def run(options: argparse.Namespace) -> dict[str, object]:
                 progress.update()
         tickets_created = Ticket.objects.count() - tickets_before
         attachments_created = Attachment.objects.count() - attachments_before
+        statements = count_statements(account, mix)
+
+    throughput: dict[str, float] = {}
+    worker_tenants = []
+    worker_failed = 0
+    for workers in sorted({1, options.workers}) if options.workers else []:
+        worker_tenant, per_second, failed_here = measure_workers(
+            f"{slug}-w{workers}",
+            workers,
+            messages=options.worker_messages,
+            options=options,
+        )
+        worker_tenants.append(worker_tenant)
+        worker_failed += failed_here
+        noun = "worker" if workers == 1 else "workers"
+        throughput[f"ingest_messages_per_second_{workers}_{noun}"] = round(per_second, 1)
+    if throughput:
+        throughput["ingest_workers_failed"] = worker_failed
+
     if options.cleanup:
-        delete_bench_data(tenant)
+        for each in [tenant, *worker_tenants]:
+            delete_bench_data(each)
         if OWN_MEDIA_ROOT:
             shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
 
@@ -447,6 +582,8 @@ def run(options: argparse.Namespace) -> dict[str, object]:
         "tickets_created": tickets_created,
         "attachments_created": attachments_created,
         **per_kind,
+        **statements,
+        **throughput,
     }
 
 
@@ -460,9 +597,23 @@ def main(argv: list[str] | None = None) -> None:
         "--cleanup", action="store_true", help="delete the bench merchant's data afterwards"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="compare 1 and this many worker processes on one merchant (0: skip)",
+    )
+    parser.add_argument(
+        "--worker-messages",
+        type=int,
+        metavar="N",
+        help="messages for each worker run (default: --messages)",
+    )
     options = parser.parse_args(argv)
-    if options.messages < 0 or options.customers < 1:
-        parser.error("--messages must be >= 0 and --customers >= 1")
+    if options.messages < 0 or options.customers < 1 or options.workers < 0:
+        parser.error("--messages and --workers must be >= 0 and --customers >= 1")
+    if options.worker_messages is None:
+        options.worker_messages = options.messages
     for name, value in run(options).items():
         print(f"{name}: {value}")
 

@@ -90,6 +90,11 @@ class Adapter(abc.ABC):
         Raise ``AdapterError(permanent=True)`` when the payload is plainly not of this channel.
         """
 
+    def summarise(self, payload: bytes) -> tuple[str, str]:
+        """Who sent a payload and what about (sender, subject), read cheaply when it is stored,
+        so an admin can tell stored payloads apart before they are parsed. Best effort."""
+        return "", ""
+
     @abc.abstractmethod
     def parse(self, payload: bytes) -> list[InboundMessage]:
         """Turn one raw payload into the messages it carries; raise AdapterError if it cannot."""

@@ -7,51 +7,59 @@ adapter the pipeline sees.
 from __future__ import annotations
 
 import hashlib
-import re
+import smtplib
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import formataddr
 
+from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
+from django.utils.translation import gettext as _
 
 from channels_in.base import Adapter, AdapterError, InboundMessage, OutboundReply
 from channels_in.crypto import decrypt_secret
 from channels_in.mail import parse_mail
-
-_HEADER_LINE = re.compile(rb"^(?:From |[!-9;-~]+:)")
-_MAIL_HEADERS = (
-    "from",
-    "message-id",
-    "date",
-    "subject",
-    "received",
-    "to",
-    "return-path",
-    "sender",
-    "content-type",
-    "mime-version",
-)
+from channels_in.mail.framing import frame_mail
+from channels_in.mail.headers import collapse, decode_header_bytes, parse_from, raw_header
 
 
 def delivery_id_of_mail(payload: bytes) -> str:
-    """Message-ID without brackets, or a digest of the bytes when the mail has none."""
+    """Message-ID without brackets, or a digest of the bytes when the mail has none.
+
+    Reads the header block the way parse_mail does (banners and mbox lines before it skipped,
+    unindented continuation lines folded), so the endpoint refuses exactly what the parser
+    would refuse.
+    """
     if not payload or not payload.strip():
         raise AdapterError("The body is empty: post the raw RFC 822 message", permanent=True)
-    head = payload.lstrip()[:65536]
-    if not _HEADER_LINE.match(head):
+    framed = frame_mail(payload)
+    if framed is None:
         raise AdapterError(
-            "The body is not an email message: it must start with RFC 822 headers", permanent=True
-        )
-    headers = BytesHeaderParser(policy=compat32).parsebytes(head)
-    if not any(headers.get(name) for name in _MAIL_HEADERS):
-        raise AdapterError(
-            "The body is not an email message: no From, Message-ID, Date, Subject or MIME header",
+            "The body is not an email message: no header block with From, To, Subject, Date, "
+            "Message-ID or MIME headers",
             permanent=True,
         )
+    headers = BytesHeaderParser(policy=compat32).parsebytes(framed.raw[: framed.header_end])
     message_id = str(headers.get("message-id") or "").strip().strip("<>").strip()
     if message_id and len(message_id) <= 200 and " " not in message_id:
         return message_id
     return "sha256:" + hashlib.sha256(payload).hexdigest()
+
+
+def summary_of_mail(payload: bytes) -> tuple[str, str]:
+    """(From, Subject) as an admin would read them, from the header block alone; best effort."""
+    try:
+        framed = frame_mail(payload)
+        if framed is None:
+            return "", ""
+        headers = BytesHeaderParser(policy=compat32).parsebytes(framed.raw[: framed.header_end])
+        sender = decode_header_bytes(raw_header(headers, "from") or b"")
+        subject = decode_header_bytes(raw_header(headers, "subject") or b"")
+    except Exception:  # a summary must never stop a payload from being stored
+        return "", ""
+    name, address = parse_from(sender)
+    return collapse(address or name or sender), collapse(subject)
 
 
 class EmailAdapter(Adapter):
@@ -59,6 +67,9 @@ class EmailAdapter(Adapter):
 
     def delivery_id(self, payload: bytes) -> str:
         return delivery_id_of_mail(payload)
+
+    def summarise(self, payload: bytes) -> tuple[str, str]:
+        return summary_of_mail(payload)
 
     def parse(self, payload: bytes) -> list[InboundMessage]:
         return [parse_mail(payload, max_attachment_bytes=self.account.tenant.max_attachment_bytes)]
@@ -84,12 +95,18 @@ class EmailAdapter(Adapter):
             email.attach_alternative(reply.html, "text/html")
         try:
             email.send(fail_silently=False)
-        except (OSError, ValueError) as exc:  # smtplib errors are OSErrors
-            permanent = getattr(exc, "smtp_code", 0) in {550, 551, 552, 553, 554}
-            raise AdapterError(f"SMTP delivery failed: {exc}", permanent=permanent) from exc
+        except (OSError, ValueError) as exc:  # smtplib's errors are OSErrors
+            raise smtp_failure(exc, server=self._server()) from exc
         return message.external_id
 
-    def _connection(self):  # type: ignore[no-untyped-def]
+    def _server(self) -> str:
+        """The SMTP server a reply goes to, as the agent reads it in an error."""
+        mailbox = self.account.mailbox
+        if mailbox.smtp_host:
+            return f"{mailbox.smtp_host}:{mailbox.smtp_port}"
+        return f"{settings.EMAIL_HOST}:{settings.EMAIL_PORT}"
+
+    def _connection(self) -> BaseEmailBackend:
         mailbox = self.account.mailbox
         if not mailbox.smtp_host:
             return get_connection(fail_silently=False)
@@ -104,3 +121,94 @@ class EmailAdapter(Adapter):
             timeout=30,
             fail_silently=False,
         )
+
+
+class ChannelRefused(AdapterError):
+    """The mail server refused the channel itself (its login, or a feature its settings ask
+    for), not one reply: every reply on the channel fails the same way until an admin fixes it.
+    """
+
+    # Outbound delivery pauses the channel account on an error that says so.
+    pauses_channel = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
+
+
+def smtp_failure(error: Exception, *, server: str) -> AdapterError:
+    """What a failed SMTP send means for the reply.
+
+    A 5xx answer or a recipient refused with 5xx is permanent: the reply fails at once with the
+    server's reason. A refused login pauses the channel. A 4xx answer and network trouble may
+    pass (greylisting, a full mailbox, a restarting server), so the reply is tried again later.
+    """
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        refusals = list(error.recipients.items())
+        reason = "; ".join(
+            f"{address} ({code} {_smtp_text(text)})" for address, (code, text) in refusals
+        )
+        return AdapterError(
+            _("SMTP delivery failed: the mail server %(server)s refused the recipient %(reason)s")
+            % {"server": server, "reason": reason},
+            # Greylisting answers RCPT with 450: only a 5xx refusal is final.
+            permanent=not refusals or any(_is_permanent(code) for _to, (code, _t) in refusals),
+        )
+    if isinstance(error, smtplib.SMTPAuthenticationError) and not _is_temporary(error.smtp_code):
+        return ChannelRefused(
+            _(
+                "SMTP delivery failed: the mail server %(server)s refused the channel's "
+                "username or password: %(reason)s"
+            )
+            % {"server": server, "reason": _smtp_reason(error.smtp_code, error.smtp_error)}
+        )
+    if isinstance(error, smtplib.SMTPNotSupportedError):
+        # STARTTLS or AUTH asked for by the channel's settings but not offered by the server.
+        return ChannelRefused(
+            _(
+                "SMTP delivery failed: the mail server %(server)s does not offer what the "
+                "channel's settings ask for: %(reason)s"
+            )
+            % {"server": server, "reason": error}
+        )
+    if isinstance(error, smtplib.SMTPResponseException):
+        reason = _smtp_reason(error.smtp_code, error.smtp_error)
+        if _is_permanent(error.smtp_code):
+            return AdapterError(
+                _("SMTP delivery failed: the mail server %(server)s refused the reply: %(reason)s")
+                % {"server": server, "reason": reason},
+                permanent=True,
+            )
+        return AdapterError(
+            _("SMTP delivery failed: the mail server %(server)s deferred the reply: %(reason)s")
+            % {"server": server, "reason": reason}
+        )
+    if isinstance(error, ValueError):
+        # Django refuses a header it cannot encode safely; sending again changes nothing.
+        return AdapterError(
+            _("SMTP delivery failed: the reply is not a valid email: %(reason)s")
+            % {"reason": error},
+            permanent=True,
+        )
+    # Connection refused, a timeout, a dropped connection, a TLS handshake that broke off.
+    return AdapterError(
+        _("SMTP delivery failed: cannot reach the mail server %(server)s: %(reason)s")
+        % {"server": server, "reason": str(error) or type(error).__name__}
+    )
+
+
+def _is_permanent(code: int) -> bool:
+    return 500 <= code < 600
+
+
+def _is_temporary(code: int) -> bool:
+    return 400 <= code < 500
+
+
+def _smtp_text(text: bytes | str) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return " ".join(text.split())
+
+
+def _smtp_reason(code: int, text: bytes | str) -> str:
+    return f"{code} {_smtp_text(text)}".strip()

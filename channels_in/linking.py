@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from channels_in.base import InboundMessage
@@ -32,12 +34,44 @@ def find_thread(*, customer: Customer, inbound: InboundMessage) -> Ticket | None
 
     In order: the message it replies to (reply headers), the channel's conversation id, a
     ``[#123]`` token of this customer's ticket in the subject, then this customer's open ticket
-    on the same channel within the threading window. A closed ticket is never continued. A
-    reply joins a ticket only when its sender is the ticket's customer or was sent or copied
-    the message it answers: knowing a Message-ID is not enough to read someone's ticket.
+    on the same channel within the threading window of the message's date. A closed ticket is
+    never continued. A reply joins a ticket only when its sender is the ticket's customer or was
+    sent or copied the message it answers: knowing a Message-ID is not enough to read someone's
+    ticket.
     """
     reply_ids = [normalise_external_id(i) for i in inbound.reply_to_ids if i][:50]
-    candidates: list[Ticket | None] = []
+    # Lazily, in order: once a candidate is found, the later lookups are not queried at all.
+    for ticket in _linked_tickets(customer=customer, inbound=inbound, reply_ids=reply_ids):
+        if ticket is not None and ticket.status != Ticket.Status.CLOSED:
+            return ticket
+    if reply_ids:
+        # A reply to something we do not know starts its own ticket rather than joining another.
+        return None
+    # The window compares the message's own date with the customer's previous message on the
+    # ticket, so an archived 2018 mail never joins a 2012 ticket that happens to be open, and
+    # today's mail never joins a ticket imported from 2018. A date in the future is a wrong
+    # clock: now.
+    now = timezone.now()
+    anchor = min(inbound.sent_at or now, now)
+    window = timedelta(hours=settings.HELPDESK_THREAD_WINDOW_HOURS)
+    near = (anchor - window, anchor + window)
+    return (
+        Ticket.objects.filter(customer=customer, channel=inbound.channel)
+        .filter(
+            Q(last_customer_message_at__range=near)
+            | Q(last_customer_message_at__isnull=True, created_at__range=near)
+        )
+        .exclude(status__in=[Ticket.Status.SOLVED, Ticket.Status.CLOSED])
+        .order_by("-updated_at")
+        .first()
+    )
+
+
+def _linked_tickets(
+    *, customer: Customer, inbound: InboundMessage, reply_ids: list[str]
+) -> Iterator[Ticket | None]:
+    """The tickets a message names, strongest link first: the message it replies to, the
+    channel's conversation id, a ``[#123]`` token of this customer's ticket in the subject."""
     if reply_ids:
         earlier = (
             Message.objects.filter(channel=inbound.channel, external_id__in=reply_ids)
@@ -48,7 +82,7 @@ def find_thread(*, customer: Customer, inbound: InboundMessage) -> Ticket | None
         if earlier is not None and was_party_to(
             customer=customer, inbound=inbound, message=earlier
         ):
-            candidates.append(earlier.ticket)
+            yield earlier.ticket
     if inbound.conversation_id:
         earlier = (
             Message.objects.filter(
@@ -60,25 +94,10 @@ def find_thread(*, customer: Customer, inbound: InboundMessage) -> Ticket | None
             .order_by("-created_at")
             .first()
         )
-        candidates.append(earlier.ticket if earlier else None)
+        yield earlier.ticket if earlier else None
     token = _TICKET_TOKEN.search(inbound.subject or "")
     if token:
-        candidates.append(
-            Ticket.objects.filter(number=int(token.group(1)), customer=customer).first()
-        )
-    for ticket in candidates:
-        if ticket is not None and ticket.status != Ticket.Status.CLOSED:
-            return ticket
-    if reply_ids:
-        # A reply to something we do not know starts its own ticket rather than joining another.
-        return None
-    window = timezone.now() - timedelta(hours=settings.HELPDESK_THREAD_WINDOW_HOURS)
-    return (
-        Ticket.objects.filter(customer=customer, channel=inbound.channel, updated_at__gte=window)
-        .exclude(status__in=[Ticket.Status.SOLVED, Ticket.Status.CLOSED])
-        .order_by("-updated_at")
-        .first()
-    )
+        yield Ticket.objects.filter(number=int(token.group(1)), customer=customer).first()
 
 
 def was_party_to(*, customer: Customer, inbound: InboundMessage, message: Message) -> bool:

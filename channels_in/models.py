@@ -6,6 +6,7 @@ import secrets
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from helpdesk.tenancy import TenantOwned
@@ -73,11 +74,11 @@ class RawInbound(TenantOwned):
 
     class State(models.TextChoices):
         RECEIVED = "received", _("Received")
-        PROCESSING = "processing", _("Processing")
         PROCESSED = "processed", _("Processed")
         DUPLICATE = "duplicate", _("Duplicate")
         IGNORED = "ignored", _("Ignored (automated)")
         FAILED = "failed", _("Failed")
+        DISCARDED = "discarded", _("Discarded")
 
     class Source(models.TextChoices):
         WEBHOOK = "webhook", _("Webhook")
@@ -89,6 +90,10 @@ class RawInbound(TenantOwned):
     )
     external_id = models.CharField(max_length=255)
     source = models.CharField(max_length=10, choices=Source.choices)
+    # Who sent it and what about, read from the payload's headers when it was stored (and from
+    # the parsed message once processed), so an admin can tell failed messages apart.
+    sender = models.CharField(max_length=255, blank=True)
+    subject = models.CharField(max_length=255, blank=True)
     payload = models.BinaryField()
     payload_sha256 = models.CharField(max_length=64)
     state = models.CharField(max_length=12, choices=State.choices, default=State.RECEIVED)
@@ -103,6 +108,9 @@ class RawInbound(TenantOwned):
     )
     received_at = models.DateTimeField(auto_now_add=True)
     state_changed_at = models.DateTimeField(auto_now_add=True)
+    # When it was last handed to the task queue; empty when handing it over failed (broker
+    # down). The sweep requeues received payloads that no worker holds and that waited too long.
+    queued_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
 
     class Meta:
         ordering = ["-received_at"]
@@ -113,7 +121,7 @@ class RawInbound(TenantOwned):
             models.Index(
                 fields=["tenant", "state", "received_at"],
                 name="raw_attention_idx",
-                condition=Q(state__in=["received", "processing", "failed"]),
+                condition=Q(state__in=["received", "failed"]),
             ),
         ]
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -18,7 +20,19 @@ from helpdesk.errors import BadInput
 from tickets import services
 from tickets.models import IdentityKind, Message, Ticket
 
+logger = logging.getLogger(__name__)
+
 Delivery = Message.Delivery
+
+
+class DeliveryDeferred(Exception):
+    """A try failed for a reason that may pass: the reply waits, shown as retrying, for the
+    try after ``attempt``, which the caller schedules."""
+
+    def __init__(self, error: AdapterError, *, attempt: int) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.attempt = attempt
 
 
 def reply_account(ticket: Ticket) -> ChannelAccount:
@@ -106,6 +120,9 @@ def send_reply(
                 "to": reply_address(ticket),
                 "references": [ref for ref in thread if not ref.startswith("sha256:")][-20:],
                 "then_status": status,
+                # The status applies on sending only if nobody changed it since (see
+                # tickets.services.apply_status_chosen_with_reply).
+                "status_when_written": ticket.status,
             },
         )
         services.record_audit(actor=actor, action="message.reply_queued", obj=message)
@@ -114,24 +131,54 @@ def send_reply(
     return message
 
 
-def deliver(*, message_id: int, final: bool = False) -> str:
-    """Send one queued outbound message; records the delivery state the agent sees.
+def deliver(
+    *, message_id: int, retry_in: int | None = None, after_attempt: int | None = None
+) -> str:
+    """Send one queued reply and record the delivery state the agent sees; return that state.
 
-    The message is claimed (queued -> sending) with a conditional UPDATE, so a task delivered
-    twice sends the mail once.
+    The reply is claimed (queued -> sending) with a conditional UPDATE, so a task delivered
+    twice sends the mail once. A scheduled retry passes ``after_attempt``, the try it follows:
+    it claims the reply only if no other try (the agent's "Send now") came in between.
+
+    When the try fails for a reason that may pass and ``retry_in`` is given, the reply stays
+    queued, retrying in that many seconds, and ``DeliveryDeferred`` asks the caller to schedule
+    that try. Without ``retry_in`` this is the last try and any failure is final.
     """
-    claimed = Message.objects.filter(pk=message_id, delivery_state=Delivery.QUEUED).update(
+    message = Message.objects.select_related("ticket", "author_user").get(pk=message_id)
+    queued = Message.objects.filter(pk=message_id, delivery_state=Delivery.QUEUED)
+    if after_attempt is not None:
+        queued = queued.filter(delivery_attempts=after_attempt)
+    account = (
+        ChannelAccount.objects.select_related("tenant")
+        .filter(pk=message.metadata.get("account_id"))
+        .first()
+    )
+    if account is not None and account.paused:
+        # Not tried: the server refused the channel itself and will again until an admin
+        # fixes it and resumes the channel; then the agent sends the reply again.
+        refused = queued.update(
+            delivery_state=Delivery.FAILED,
+            delivery_error=paused_error(account.last_error),
+            delivery_changed_at=timezone.now(),
+            delivery_next_attempt_at=None,
+        )
+        if refused == 1:
+            _announce(message, "message.failed")
+            return Delivery.FAILED
+        message.refresh_from_db(fields=["delivery_state"])
+        return message.delivery_state
+    claimed = queued.update(
         delivery_state=Delivery.SENDING,
         delivery_attempts=F("delivery_attempts") + 1,
         delivery_changed_at=timezone.now(),
+        delivery_next_attempt_at=None,
     )
-    message = Message.objects.select_related("ticket").get(pk=message_id)
+    message.refresh_from_db(fields=["delivery_state", "delivery_attempts"])
     if claimed != 1:
         return message.delivery_state
     try:
-        account = ChannelAccount.objects.select_related("tenant").get(
-            pk=message.metadata["account_id"]
-        )
+        if account is None:
+            raise AdapterError(_("The channel this reply was written on is gone"), permanent=True)
         reply = OutboundReply(
             message=message,
             to=message.metadata["to"],
@@ -143,33 +190,68 @@ def deliver(*, message_id: int, final: bool = False) -> str:
         exc = error
         if not isinstance(exc, AdapterError):
             # A broken configuration (the mailbox was removed, say): never leave it "sending".
+            logger.exception("reply %s: delivery broke", message.pk)
             exc = AdapterError(f"{type(error).__name__}: {error}", permanent=True)
-        state = Delivery.FAILED if (exc.permanent or final) else Delivery.QUEUED
-        Message.objects.filter(pk=message.pk).update(
-            delivery_state=state, delivery_error=exc.message
-        )
-        if state == Delivery.FAILED:
-            realtime.publish_after_commit(
-                message.tenant_id, "message.failed", {"ticket": message.ticket.number}
-            )
-        if exc is error:
-            raise
-        raise exc from error
+        return _fail_or_defer(message, account, exc, retry_in=retry_in)
     Message.objects.filter(pk=message.pk).update(
-        delivery_state=Delivery.SENT, delivery_error="", sent_at=timezone.now()
+        delivery_state=Delivery.SENT,
+        delivery_error="",
+        delivery_changed_at=timezone.now(),
+        sent_at=timezone.now(),
     )
-    then_status = message.metadata.get("then_status")
-    ticket = message.ticket
-    if (
-        then_status
-        and ticket.status != then_status
-        and then_status in services.ALLOWED_TRANSITIONS[ticket.status]
-    ):
-        services.change_ticket_status(actor=message.author_user, ticket=ticket, status=then_status)
-    realtime.publish_after_commit(
-        message.tenant_id, "message.sent", {"ticket": message.ticket.number}
-    )
+    services.apply_status_chosen_with_reply(message=message)
+    _announce(message, "message.sent")
     return Delivery.SENT
+
+
+def paused_error(reason: str) -> str:
+    """What a reply on a paused channel shows: the channel's own error."""
+    return _("channel paused: %(reason)s") % {"reason": reason}
+
+
+def _fail_or_defer(
+    message: Message, account: ChannelAccount | None, error: AdapterError, *, retry_in: int | None
+) -> str:
+    """Record a failed try: final (permanent, or the last try), or waiting for the next."""
+    now = timezone.now()
+    reason = error.message
+    if getattr(error, "pauses_channel", False) and account is not None:
+        _pause_channel(account, reason)
+        reason = paused_error(reason)
+    if error.permanent or retry_in is None:
+        logger.warning("reply %s failed: %s", message.pk, reason)
+        Message.objects.filter(pk=message.pk).update(
+            delivery_state=Delivery.FAILED,
+            delivery_error=reason,
+            delivery_changed_at=now,
+            delivery_next_attempt_at=None,
+        )
+        _announce(message, "message.failed")
+        return Delivery.FAILED
+    logger.info(
+        "reply %s: try %s failed, retrying: %s", message.pk, message.delivery_attempts, reason
+    )
+    Message.objects.filter(pk=message.pk).update(
+        delivery_state=Delivery.QUEUED,
+        delivery_error=reason,
+        delivery_changed_at=now,
+        delivery_next_attempt_at=now + timedelta(seconds=retry_in),
+    )
+    _announce(message, "message.retrying")
+    raise DeliveryDeferred(error, attempt=message.delivery_attempts)
+
+
+def _pause_channel(account: ChannelAccount, reason: str) -> None:
+    """Pause a channel whose mail server refused it, as IMAP polling does on a refused login:
+    the merchant's admins see why on the Inbound page and resume it once it is fixed."""
+    logger.error("channel account %s paused: %s", account.pk, reason)
+    ChannelAccount.objects.filter(pk=account.pk).update(
+        paused=True, last_error=reason[:4000], last_error_at=timezone.now()
+    )
+
+
+def _announce(message: Message, event: str) -> None:
+    realtime.publish_after_commit(message.tenant_id, event, {"ticket": message.ticket.number})
 
 
 def resend(*, actor: Any, message: Message) -> Message:
@@ -182,9 +264,36 @@ def resend(*, actor: Any, message: Message) -> Message:
     with transaction.atomic():
         resent = Message.objects.filter(
             pk=message.pk, delivery_state=message.delivery_state
-        ).update(delivery_state=Delivery.QUEUED, delivery_changed_at=timezone.now())
+        ).update(
+            delivery_state=Delivery.QUEUED,
+            delivery_changed_at=timezone.now(),
+            delivery_next_attempt_at=None,
+        )
         if resent != 1:
             return message
         services.record_audit(actor=actor, action="message.resent", obj=message)
+        transaction.on_commit(lambda: deliver_message.delay(message.tenant_id, message.pk))
+    return message
+
+
+def send_now(*, actor: Any, message: Message) -> Message:
+    """An agent sends a retrying reply now rather than at its next scheduled try.
+
+    The scheduled try is not revoked: when it comes, the reply has been tried since, so it
+    does nothing (``deliver``'s ``after_attempt``), and the reply is sent once.
+    """
+    from channels_in.tasks import deliver_message
+
+    if message.direction != Message.Direction.OUTBOUND or (
+        message.delivery_state != Delivery.QUEUED
+    ):
+        raise BadInput(_("Only a reply waiting to be sent can be sent now"))
+    with transaction.atomic():
+        hastened = Message.objects.filter(
+            pk=message.pk, delivery_state=Delivery.QUEUED, delivery_next_attempt_at__isnull=False
+        ).update(delivery_next_attempt_at=None, delivery_changed_at=timezone.now())
+        if hastened != 1:
+            return message  # a second click, or a try already under way
+        services.record_audit(actor=actor, action="message.sent_now", obj=message)
         transaction.on_commit(lambda: deliver_message.delay(message.tenant_id, message.pk))
     return message

@@ -8,30 +8,34 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from channels_in import registry
-from channels_in.base import AdapterError, InboundMessage
+from channels_in.base import AdapterError, InboundAttachment, InboundMessage
 from channels_in.linking import find_order_reference, find_thread, normalise_external_id
+from channels_in.mail.charsets import decode_bytes
 from channels_in.models import ChannelAccount, RawInbound
 from helpdesk import realtime
 from helpdesk.errors import BadInput
 from helpdesk.tenancy import require_tenant
 from tickets import services
-from tickets.assignment import route_new_ticket
+from tickets.assignment import group_for_new_ticket
 from tickets.models import Attachment, Customer, Message, Ticket
 
 logger = logging.getLogger(__name__)
 
 State = RawInbound.State
-CLAIMABLE = [State.RECEIVED, State.FAILED]
 
 
 @dataclass
@@ -67,16 +71,23 @@ def store_raw(*, account: ChannelAccount, payload: bytes, source: str) -> tuple[
 
     Raises AdapterError(permanent=True) when the payload plainly is not of this channel.
     """
-    external_id = normalise_external_id(registry.adapter_for(account).delivery_id(payload))
+    adapter = registry.adapter_for(account)
+    external_id = normalise_external_id(adapter.delivery_id(payload))
     existing = RawInbound.objects.filter(account=account, external_id=external_id).first()
     if existing is not None:
         return existing, False
+    sender, subject = adapter.summarise(payload)
+    # Inside a caller's transaction a savepoint keeps it usable when the INSERT loses a race;
+    # in autocommit the INSERT is a transaction of its own, without BEGIN and COMMIT round trips.
+    own_savepoint = transaction.get_connection().in_atomic_block
     try:
-        with transaction.atomic():
+        with transaction.atomic() if own_savepoint else nullcontext():
             raw = RawInbound.objects.create(
                 account=account,
                 external_id=external_id,
                 source=source,
+                sender=clean_text(sender, 255),
+                subject=clean_text(subject, 255),
                 payload=payload,
                 payload_sha256=hashlib.sha256(payload).hexdigest(),
             )
@@ -89,7 +100,8 @@ def store_undeliverable(
     *, account: ChannelAccount, payload: bytes, source: str, error: str
 ) -> RawInbound:
     """Keep bytes a channel delivered that are not a message at all, as a failed record an admin
-    can see (pollers and importers call this; a webhook tells its sender with a 400 instead)."""
+    can see, discard or file by hand (pollers and importers call this; a webhook tells its sender
+    with a 400 instead)."""
     external_id = "sha256:" + hashlib.sha256(payload).hexdigest()
     raw, _ = RawInbound.objects.get_or_create(
         account=account,
@@ -99,83 +111,188 @@ def store_undeliverable(
             "payload": payload,
             "payload_sha256": external_id.removeprefix("sha256:"),
             "state": State.FAILED,
-            "error": error[:4000],
+            "error": clean_text(error, 4000),
+            "queued_at": None,
         },
     )
     return raw
 
 
-def enqueue(raw: RawInbound) -> None:
-    """Hand a stored payload to a worker once it is committed."""
+def enqueue(tenant_id: int, raw_id: int) -> None:
+    """Hand a stored payload to a worker once it is committed.
+
+    The payload is already safe in the database, so a broker that is down must not fail the
+    delivery: the payload is marked as never queued and the sweep queues it once the broker is
+    back (see ``requeue_stale_inbound``).
+    """
     from channels_in.tasks import process_raw_inbound
 
-    transaction.on_commit(lambda: process_raw_inbound.delay(raw.tenant_id, raw.pk))
+    def hand_over() -> None:
+        try:
+            process_raw_inbound.delay(tenant_id, raw_id)
+        except Exception:  # kombu/redis errors: broker unreachable
+            logger.warning("inbound %s stored but not queued: broker unreachable", raw_id)
+            RawInbound.objects.filter(pk=raw_id, state=State.RECEIVED).update(queued_at=None)
+
+    transaction.on_commit(hand_over)
 
 
 def receive(*, account: ChannelAccount, payload: bytes, source: str) -> tuple[RawInbound, bool]:
-    """Store and enqueue: what every inbound endpoint, poller and importer calls."""
+    """Store and enqueue: what every inbound endpoint, poller and importer calls.
+
+    A redelivery of a payload that is stored but was never queued (the broker was down) queues
+    it now rather than answering "duplicate" and leaving it for the sweep.
+    """
     if not account.is_active:
         raise BadInput(f"The channel {account.name!r} is switched off", account=account.pk)
     raw, created = store_raw(account=account, payload=payload, source=source)
-    if created:
-        enqueue(raw)
+    if created or (raw.state == State.RECEIVED and waited_too_long(raw)):
+        enqueue(raw.tenant_id, raw.pk)
     return raw, created
+
+
+def waited_too_long(raw: RawInbound) -> bool:
+    """Whether a received payload was never queued, or was queued longer ago than a worker takes."""
+    stale = timezone.now() - timedelta(seconds=settings.HELPDESK_INBOUND_STALE_SECONDS)
+    return raw.queued_at is None or raw.queued_at < stale
 
 
 # --- 2. process -----------------------------------------------------------------------------
 
 
-def claim(raw_id: int) -> bool:
-    """Take a stored payload for processing; False when another worker has it or it is done."""
-    claimed = RawInbound.objects.filter(pk=raw_id, state__in=CLAIMABLE).update(
-        state=State.PROCESSING, attempts=F("attempts") + 1, state_changed_at=timezone.now()
+class NoSender(AdapterError):
+    """A message with no address to answer: kept as failed until an admin files it by hand."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            _("The message has no sender address (no From, Reply-To, Sender or Return-Path)"),
+            permanent=True,
+        )
+
+
+def mark_failed(raw_id: int, error: str) -> None:
+    """Record a failure in its own transaction (the processing one has rolled back)."""
+    RawInbound.objects.filter(pk=raw_id).update(
+        state=State.FAILED,
+        error=clean_text(error, 4000),
+        attempts=F("attempts") + 1,
+        state_changed_at=timezone.now(),
     )
-    return claimed == 1
 
 
-def mark_failed(raw: RawInbound, error: str) -> None:
-    raw.state = State.FAILED
-    raw.error = clean_text(error, 4000)
-    raw.state_changed_at = timezone.now()
-    RawInbound.objects.filter(pk=raw.pk).update(
-        state=raw.state, error=raw.error, state_changed_at=raw.state_changed_at
-    )
-
-
-def process_raw(raw_id: int) -> RawInbound | None:
+def process_raw(
+    raw_id: int, *, file_anyway: bool = False, actor: object = None
+) -> RawInbound | None:
     """Turn one stored payload into messages on tickets.
 
+    The payload is claimed by locking its row for the whole transaction (``SKIP LOCKED``): a
+    worker that dies mid-way (kill -9, OOM, a deploy) loses its connection, PostgreSQL rolls the
+    work back and releases the row, and the sweep hands it to another worker. Message-level
+    deduplication keeps a second attempt from filing anything twice.
+
     A payload that cannot be processed is kept as failed with its error; a transient error is
-    re-raised so the task retries it. Returns None when the payload was not ours to process.
+    re-raised so the task retries it. Returns None when the payload was not ours to process
+    (another worker holds it, or it is done). ``file_anyway`` (an admin's decision) files a
+    message the pipeline would ignore or cannot attribute to a sender.
     """
-    if not claim(raw_id):
-        return None
-    raw = RawInbound.objects.select_related("account", "account__tenant").get(pk=raw_id)
+    claimable = [State.RECEIVED, State.FAILED] + ([State.IGNORED] if file_anyway else [])
+    files = AttachmentFiles()
     try:
-        inbound = registry.adapter_for(raw.account).parse(bytes(raw.payload))
         with transaction.atomic():
-            outcomes = [ingest(account=raw.account, inbound=item) for item in inbound]
+            raw = (
+                RawInbound.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("account", "account__tenant")
+                .filter(pk=raw_id, state__in=claimable)
+                .first()
+            )
+            if raw is None:
+                return None
+            inbound = parse_payload(raw, file_anyway=file_anyway)
+            outcomes = [
+                ingest(account=raw.account, inbound=item, files=files, file_anyway=file_anyway)
+                for item in inbound
+            ]
             first = next((o for o in outcomes if o.message is not None), None) or (
                 outcomes[0] if outcomes else Outcome(State.IGNORED, note="nothing to ingest")
             )
+            if inbound:
+                raw.sender = clean_text(inbound[0].sender_value, 255) or raw.sender
+                raw.subject = clean_text(inbound[0].subject, 255) or raw.subject
             raw.state = first.state
             raw.message = first.message
             raw.ticket = first.ticket
             raw.note = first.note[:255]
             raw.error = ""
+            raw.attempts += 1
             raw.state_changed_at = timezone.now()
             raw.save(
-                update_fields=["state", "message", "ticket", "note", "error", "state_changed_at"]
+                update_fields=[
+                    "sender",
+                    "subject",
+                    "state",
+                    "message",
+                    "ticket",
+                    "note",
+                    "error",
+                    "attempts",
+                    "state_changed_at",
+                ]
             )
+            if file_anyway:
+                services.record_audit(
+                    actor=actor,
+                    action="inbound.filed_by_hand",
+                    obj=raw,
+                    changes={"ticket": [None, first.ticket.number if first.ticket else None]},
+                )
     except AdapterError as exc:
-        mark_failed(raw, exc.message)
+        files.remove()
+        mark_failed(raw_id, exc.message)
         if not exc.permanent:
             raise
+        return RawInbound.objects.defer("payload").get(pk=raw_id)
+    except (BadInput, ValidationError) as exc:
+        # Invalid data in the message itself: trying again cannot help.
+        files.remove()
+        mark_failed(raw_id, getattr(exc, "message", None) or str(exc))
+        return RawInbound.objects.defer("payload").get(pk=raw_id)
     except Exception as exc:
-        logger.exception("inbound %s failed", raw.pk)
-        mark_failed(raw, f"{type(exc).__name__}: {exc}")
+        files.remove()
+        logger.exception("inbound %s failed", raw_id)
+        mark_failed(raw_id, f"{type(exc).__name__}: {exc}")
         raise
     return raw
+
+
+def parse_payload(raw: RawInbound, *, file_anyway: bool) -> list[InboundMessage]:
+    """The messages a payload carries; for an admin filing unreadable bytes by hand, one
+    message holding the bytes as text and as an attachment."""
+    try:
+        return registry.adapter_for(raw.account).parse(bytes(raw.payload))
+    except AdapterError as exc:
+        if not (file_anyway and exc.permanent):
+            raise
+    payload = bytes(raw.payload)
+    text = decode_bytes(payload[:200_000])
+    return [
+        InboundMessage(
+            channel=raw.account.kind,
+            external_id=f"raw:{raw.pk}",
+            sender_kind="",
+            sender_value="",
+            sender_name=raw.sender,
+            subject=raw.subject or _("Unreadable message"),
+            text=text,
+            full_text=text,
+            attachments=[
+                InboundAttachment(
+                    filename=f"inbound-{raw.pk}.txt",
+                    content_type="application/octet-stream",
+                    content=payload,
+                )
+            ],
+        )
+    ]
 
 
 def retry_inbound(*, actor: object, raw: RawInbound) -> RawInbound:
@@ -183,15 +300,87 @@ def retry_inbound(*, actor: object, raw: RawInbound) -> RawInbound:
     if raw.state != State.FAILED:
         raise BadInput(_("Only failed messages can be retried"), state=raw.state)
     services.record_audit(actor=actor, action="inbound.retried", obj=raw)
-    enqueue(raw)
+    enqueue(raw.tenant_id, raw.pk)
     return raw
+
+
+def discard_inbound(*, actor: object, raw: RawInbound, reason: str = "") -> RawInbound:
+    """An admin decides a failed or ignored payload needs no ticket. The bytes are kept."""
+    with transaction.atomic():
+        raw.refresh_from_db(
+            from_queryset=RawInbound.objects.select_for_update().defer("payload"),
+            fields=["state", "note"],
+        )
+        if raw.state not in {State.FAILED, State.IGNORED}:
+            raise BadInput(_("Only failed or ignored messages can be discarded"), state=raw.state)
+        old = raw.state
+        raw.state = State.DISCARDED
+        raw.note = clean_text(reason, 255) or raw.note
+        raw.state_changed_at = timezone.now()
+        raw.save(update_fields=["state", "note", "state_changed_at"])
+        services.record_audit(
+            actor=actor, action="inbound.discarded", obj=raw, changes={"state": [old, raw.state]}
+        )
+    return raw
+
+
+def file_inbound_anyway(*, actor: object, raw: RawInbound) -> RawInbound:
+    """An admin files a failed or ignored payload as a ticket all the same (audited)."""
+    if raw.state not in {State.FAILED, State.IGNORED}:
+        raise BadInput(_("Only failed or ignored messages can be filed by hand"), state=raw.state)
+    held_because = raw.error or raw.note
+    result = process_raw(raw.pk, file_anyway=True, actor=actor)
+    if result is None:
+        raise BadInput(_("Another worker is processing this message right now"), state=raw.state)
+    if result.state == State.FAILED:
+        raise BadInput(_("It could not be filed: %(error)s") % {"error": result.error})
+    if result.ticket is not None and result.state == State.PROCESSED:
+        # The agent who opens the ticket sees why it did not arrive on its own.
+        services.add_note(
+            actor=actor,
+            ticket=result.ticket,
+            text=_("Filed by hand from the Inbound page. It was held because: %(reason)s")
+            % {"reason": held_because},
+        )
+    return result
 
 
 # --- 3. ingest one normalised message --------------------------------------------------------
 
 
-def ingest(*, account: ChannelAccount, inbound: InboundMessage) -> Outcome:
-    """Create or update the ticket and message for one normalised inbound message."""
+class AttachmentFiles:
+    """Attachment files written for one payload, removed again if its transaction rolls back."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def write(self, attachment: Attachment, content: bytes) -> None:
+        attachment.file.save(attachment.filename, ContentFile(content), save=False)
+        self.names.append(attachment.file.name)
+
+    def remove(self) -> None:
+        for name in self.names:
+            try:
+                default_storage.delete(name)
+            except OSError:
+                logger.warning("could not remove attachment file %s", name, exc_info=True)
+        self.names.clear()
+
+
+def ingest(
+    *,
+    account: ChannelAccount,
+    inbound: InboundMessage,
+    files: AttachmentFiles | None = None,
+    file_anyway: bool = False,
+) -> Outcome:
+    """Create or update the ticket and message for one normalised inbound message.
+
+    Slow work comes first (files), then the customer is locked so that two messages of one
+    customer processed at the same moment thread onto one ticket, and a new ticket takes its
+    number as the last write, holding the merchant's counter lock only until commit.
+    """
+    files = files or AttachmentFiles()
     external_id = normalise_external_id(inbound.external_id)
     duplicate = (
         Message.objects.filter(channel=inbound.channel, external_id=external_id)
@@ -206,28 +395,38 @@ def ingest(*, account: ChannelAccount, inbound: InboundMessage) -> Outcome:
             ticket=duplicate.ticket,
             note=f"already on ticket #{duplicate.ticket.number}",
         )
-    if inbound.automated:
+    if inbound.automated and not file_anyway:
         return Outcome(State.IGNORED, note=inbound.automated_reason or "automated message")
+    if not inbound.sender_value and not file_anyway:
+        raise NoSender()
 
-    sender_name = clean_text(inbound.sender_name, 200)
-    if inbound.sender_value:
-        customer = services.resolve_customer(
-            kind=inbound.sender_kind, value=clean_text(inbound.sender_value), name=sender_name
+    attachments = []
+    for item in inbound.attachments:
+        attachment = Attachment(
+            tenant_id=account.tenant_id,  # bulk_create below skips TenantOwned.save
+            filename=clean_text(item.filename, 255) or "attachment",
+            content_type=clean_text(item.content_type, 127),
+            size=len(item.content),
+            content_id=clean_text(item.content_id, 255),
+            inline=item.inline,
         )
-    else:
-        # No sender at all: keep the message visible rather than lose it; nobody to reply to.
-        customer = Customer.objects.create(name=sender_name or "Unknown sender")
+        files.write(attachment, item.content)
+        attachments.append(attachment)
+
+    customer = sender_of(inbound, file_anyway=file_anyway)
     ticket = find_thread(customer=customer, inbound=inbound)
     order = find_order_reference(customer=customer, inbound=inbound)
+    new_ticket = ticket is None
+    customer_wrote_at = inbound.sent_at or timezone.now()
     if ticket is None:
-        ticket = services.open_ticket(
-            actor=None,
+        ticket = services.draft_ticket(
             customer=customer,
             subject=clean_text(inbound.subject),
             channel=inbound.channel,
             order=order,
+            group=group_for_new_ticket(),
+            last_customer_message_at=customer_wrote_at,
         )
-        route_new_ticket(ticket=ticket)
     else:
         if order is not None and ticket.order_id is None:
             services.link_order(actor=None, ticket=ticket, order=order)
@@ -257,20 +456,16 @@ def ingest(*, account: ChannelAccount, inbound: InboundMessage) -> Outcome:
             }
         ),
     )
-    for item in inbound.attachments:
-        attachment = Attachment(
-            message=message,
-            filename=clean_text(item.filename, 255) or "attachment",
-            content_type=clean_text(item.content_type, 127),
-            size=len(item.content),
-            content_id=clean_text(item.content_id, 255),
-            inline=item.inline,
+    for attachment in attachments:
+        attachment.message = message
+    if attachments:
+        Attachment.objects.bulk_create(attachments)
+    if new_ticket:
+        services.number_ticket(actor=None, ticket=ticket)
+    else:
+        Ticket.objects.filter(pk=ticket.pk).update(
+            last_customer_message_at=customer_wrote_at, updated_at=timezone.now()
         )
-        attachment.file.save(attachment.filename, ContentFile(item.content), save=False)
-        attachment.save()
-    Ticket.objects.filter(pk=ticket.pk).update(
-        last_customer_message_at=inbound.sent_at or timezone.now(), updated_at=timezone.now()
-    )
     realtime.publish_after_commit(
         ticket.tenant_id,
         "ticket.message",
@@ -279,14 +474,37 @@ def ingest(*, account: ChannelAccount, inbound: InboundMessage) -> Outcome:
     return Outcome(State.PROCESSED, message=message, ticket=ticket)
 
 
-def stale_inbound() -> list[RawInbound]:
-    """Payloads stuck before a worker finished them (lost enqueue, killed worker)."""
+def sender_of(inbound: InboundMessage, *, file_anyway: bool) -> Customer:
+    """The customer who sent a message, locked until the transaction ends so that messages of
+    one customer are threaded one after the other."""
+    sender_name = clean_text(inbound.sender_name, 200)
+    if inbound.sender_value:
+        # Customer rows are locked only here, and one at a time: no deadlock between workers.
+        return services.resolve_customer(
+            kind=inbound.sender_kind,
+            value=clean_text(inbound.sender_value),
+            name=sender_name,
+            lock=True,
+        )
+    # Filed by hand with no address at all: visible on its ticket, nobody to reply to.
+    return Customer.objects.create(name=sender_name or _("Unknown sender"))
+
+
+def stale_inbound(limit: int = 500) -> list[int]:
+    """Received payloads no worker holds that were never queued or waited too long in the queue
+    (a lost enqueue, the broker down, a worker killed mid-way); their ``queued_at`` is renewed.
+
+    Call inside a transaction: rows a worker is processing are locked, and skipped.
+    """
     require_tenant()
-    now = timezone.now()
-    waiting = RawInbound.objects.filter(
-        state=State.RECEIVED, received_at__lt=now - timedelta(minutes=5)
+    stale = timezone.now() - timedelta(seconds=settings.HELPDESK_INBOUND_STALE_SECONDS)
+    ids = list(
+        RawInbound.objects.select_for_update(skip_locked=True)
+        .filter(state=State.RECEIVED)
+        .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=stale))
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
     )
-    stuck = RawInbound.objects.filter(
-        state=State.PROCESSING, state_changed_at__lt=now - timedelta(minutes=30)
-    )
-    return list(waiting[:500]) + list(stuck[:500])
+    if ids:
+        RawInbound.objects.filter(pk__in=ids).update(queued_at=timezone.now())
+    return ids

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.db import transaction
 
 from channels_in import outbound, pipeline
-from channels_in.base import AdapterError
-from channels_in.models import Mailbox, RawInbound
+from channels_in.models import Mailbox
 from helpdesk import tenancy
 from helpdesk.models import Tenant
 
@@ -35,14 +35,24 @@ def process_raw_inbound(self, tenant_id: int, raw_id: int) -> str | None:  # typ
 
 
 @shared_task(bind=True, base=tenancy.TenantTask, acks_late=True, max_retries=MAX_RETRIES)
-def deliver_message(self, tenant_id: int, message_id: int) -> str:  # type: ignore[no-untyped-def]
+def deliver_message(  # type: ignore[no-untyped-def]
+    self, tenant_id: int, message_id: int, after_attempt: int | None = None
+) -> str:
+    """Send an agent's reply; a failure that may pass is tried again with backoff.
+
+    Inline (eager) Celery cannot wait for a retry, so there the first try is also the last.
+    """
+    last_try = self.request.retries >= MAX_RETRIES or bool(self.request.is_eager)
+    retry_in = None if last_try else backoff(self.request.retries)
     try:
-        final = self.request.retries >= MAX_RETRIES or bool(self.request.is_eager)
-        return outbound.deliver(message_id=message_id, final=final)
-    except AdapterError as exc:
-        if exc.permanent or self.request.retries >= MAX_RETRIES or self.request.is_eager:
-            return "failed"
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+        return outbound.deliver(
+            message_id=message_id, retry_in=retry_in, after_attempt=after_attempt
+        )
+    except outbound.DeliveryDeferred as deferred:
+        # The retry names the try it follows, so it stands down if "Send now" tried since.
+        raise self.retry(
+            exc=deferred.error, countdown=retry_in, kwargs={"after_attempt": deferred.attempt}
+        ) from deferred
 
 
 @shared_task(bind=True, base=tenancy.TenantTask, acks_late=True)
@@ -69,15 +79,13 @@ def poll_all_mailboxes() -> int:
 
 @shared_task
 def requeue_stale_inbound() -> int:
-    """Celery beat: payloads whose processing never finished go back in the queue."""
+    """Celery beat: received payloads that no worker holds and that were never queued (broker
+    down) or waited too long (a worker killed mid-way) go back in the queue."""
     requeued = 0
     for tenant in Tenant.objects.filter(is_active=True):
-        with tenancy.activate(tenant):
-            for raw in pipeline.stale_inbound():
-                RawInbound.objects.filter(pk=raw.pk, state=raw.state).update(
-                    state=RawInbound.State.RECEIVED
-                )
-                process_raw_inbound.delay(tenant.pk, raw.pk)
+        with tenancy.activate(tenant), transaction.atomic():
+            for raw_id in pipeline.stale_inbound():
+                pipeline.enqueue(tenant.pk, raw_id)
                 requeued += 1
     if requeued:
         logger.warning("requeued %d stale inbound payloads", requeued)

@@ -11,5 +11,7 @@ urlpatterns = [
     path("log/", views.inbound_log, name="log"),
     path("log/<int:pk>/", views.inbound_detail, name="detail"),
     path("log/<int:pk>/retry/", views.inbound_retry, name="retry"),
+    path("log/<int:pk>/discard/", views.inbound_discard, name="discard"),
+    path("log/<int:pk>/file/", views.inbound_file, name="file"),
     path("channels/<int:pk>/resume/", views.channel_resume, name="resume"),
 ]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import hmac
+import re
+from io import BytesIO
+from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
 from django.contrib import messages
@@ -25,6 +28,7 @@ from helpdesk.models import Tenant
 from tickets.views import tenant_required
 
 RAW_FIELDS = ("message", "email", "body-mime", "mime")
+_FORM_UNSAFE = re.compile(rb"[\s]")
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
@@ -48,19 +52,37 @@ def presented_secret(request: HttpRequest) -> str:
 
 
 def raw_mail_from(request: HttpRequest) -> bytes:
-    """The raw message: the request body, or a raw-MIME form field/file of Mailgun or SendGrid."""
-    if request.content_type == "multipart/form-data" or (
-        request.content_type == "application/x-www-form-urlencoded"
-    ):
+    """The raw message: the request body whatever its Content-Type says, unless the body really
+    is a form (Mailgun, SendGrid) carrying one of the raw-MIME fields.
+
+    ``curl --data-binary`` labels a piped mail ``application/x-www-form-urlencoded``; reading
+    that as a form would find no fields and lose the mail.
+    """
+    body = request.body
+    if request.content_type == "multipart/form-data":
+        try:
+            fields, files = request.parse_file_upload(request.META, BytesIO(body))
+        except MultiPartParserError:
+            return body
         for field in RAW_FIELDS:
-            if field in request.FILES:
-                return request.FILES[field].read()
+            if field in files:
+                return files[field].read()
         for field in RAW_FIELDS:
-            if request.POST.get(field):
+            if fields.get(field):
                 # Form fields arrive decoded as UTF-8: 8-bit GBK may already be damaged.
-                return request.POST[field].encode("utf-8", "surrogateescape")
-        return b""
-    return request.body
+                return fields[field].encode("utf-8", "surrogateescape")
+        return body
+    if request.content_type == "application/x-www-form-urlencoded" and not _FORM_UNSAFE.search(
+        body
+    ):
+        # A real form body has no raw spaces or line breaks; a mail always has them. Values are
+        # kept as bytes, so 8-bit mail survives percent-encoding.
+        form = dict(pair.partition(b"=")[::2] for pair in body.split(b"&"))
+        for field in RAW_FIELDS:
+            value = form.get(field.encode())
+            if value:
+                return unquote_to_bytes(value.replace(b"+", b" "))
+    return body
 
 
 @csrf_exempt
@@ -84,10 +106,7 @@ def email_inbound(request: HttpRequest, tenant_slug: str, account_id: int) -> Ht
             presented_secret(request).encode(), account.inbound_secret.encode()
         ):
             return _error(403, "bad_secret", "The channel secret is missing or wrong")
-        try:
-            payload = raw_mail_from(request)
-        except MultiPartParserError as exc:
-            return _error(400, "bad_form", f"The form body could not be read: {exc}")
+        payload = raw_mail_from(request)
         try:
             raw, created = pipeline.receive(
                 account=account, payload=payload, source=RawInbound.Source.WEBHOOK
@@ -159,4 +178,29 @@ def inbound_retry(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, _("It failed again: %(error)s") % {"error": raw.error})
     else:
         messages.success(request, _("Sent through the pipeline again."))
+    return redirect("channels_in:detail", pk=raw.pk)
+
+
+@require_POST
+@tenant_required
+def inbound_discard(request: HttpRequest, pk: int) -> HttpResponse:
+    """A failed or ignored message needs no ticket: it leaves the list, its bytes stay."""
+    _require_admin(request)
+    raw = get_object_or_404(RawInbound.objects.defer("payload"), pk=pk)
+    pipeline.discard_inbound(actor=request.user, raw=raw, reason=request.POST.get("reason", ""))
+    messages.success(request, _("The message was discarded."))
+    return redirect("channels_in:detail", pk=raw.pk)
+
+
+@require_POST
+@tenant_required
+def inbound_file(request: HttpRequest, pk: int) -> HttpResponse:
+    """File a failed or ignored message as a ticket all the same."""
+    _require_admin(request)
+    raw = get_object_or_404(RawInbound.objects.defer("payload"), pk=pk)
+    raw = pipeline.file_inbound_anyway(actor=request.user, raw=raw)
+    messages.success(
+        request,
+        _("Filed on ticket #%(number)s.") % {"number": raw.ticket.number if raw.ticket else "?"},
+    )
     return redirect("channels_in:detail", pk=raw.pk)

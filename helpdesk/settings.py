@@ -92,7 +92,20 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNEL_LAYER_PREFIX", "helpdesk")},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # An idle socket waits in BZPOPMIN for 5 s (channels-redis' brpop_timeout).
+                        # redis-py 8 defaults socket_timeout to 5 s, so that wait raised
+                        # TimeoutError and closed agents' sockets; 7.x waited forever. 15 s
+                        # outlasts the wait on both and still notices a dead Redis.
+                        "socket_timeout": 15,
+                        "socket_connect_timeout": 5,
+                    }
+                ],
+                "prefix": env_str("CHANNEL_LAYER_PREFIX", "helpdesk"),
+            },
         }
     }
 else:
@@ -104,9 +117,28 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Under acks_late, Redis hands a task it has not seen acknowledged within the visibility timeout
+# (1 h by default) to another worker, and a retry waiting for its countdown is unacknowledged
+# all that time: the longest retry (channels_in.tasks.backoff(MAX_RETRIES - 1), 30 s x 4**4,
+# about 2 h 8 min) would run twice. 3 h is above it (a test keeps it so). The price: a task
+# whose worker died waits 3 h for redelivery (the inbound sweep requeues payloads sooner, and an
+# agent may send again a reply stuck "sending").
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3 * 60 * 60}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers ride out a broker outage however long it lasts (Celery's default gives up after 100
+# tries and the worker exits).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Publishing gives up fast when the broker is down: the payload is already stored, and the
+# sweep queues it once the broker is back, so a web request must not hang on it.
+CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 2)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 CELERY_BEAT_SCHEDULE = {
     "poll-imap-mailboxes": {
         "task": "channels_in.tasks.poll_all_mailboxes",
@@ -114,7 +146,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "retry-stuck-inbound": {
         "task": "channels_in.tasks.requeue_stale_inbound",
-        "schedule": 300,
+        "schedule": env_int("HELPDESK_INBOUND_SWEEP_SECONDS", 30),
     },
 }
 
@@ -151,8 +183,18 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
-# Default outbound mail; each email channel may carry its own SMTP server.
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+# Default outbound mail; each email channel may carry its own SMTP server. In development with
+# no mail server configured, mail is written to a local outbox (shown at /dev/outbox/) instead,
+# so an agent's reply goes out rather than failing on localhost:25.
+HELPDESK_DEV_OUTBOX_DIR = Path(env_str("HELPDESK_DEV_OUTBOX_DIR", str(BASE_DIR / "outbox")))
+_MAIL_SERVER_CONFIGURED = bool(env_str("EMAIL_BACKEND") or env_str("EMAIL_HOST"))
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.filebased.EmailBackend"
+    if DEBUG and not _MAIL_SERVER_CONFIGURED
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_FILE_PATH = HELPDESK_DEV_OUTBOX_DIR
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
@@ -168,6 +210,10 @@ HELPDESK_THREAD_WINDOW_HOURS = env_int("HELPDESK_THREAD_WINDOW_HOURS", 72)
 # A newly connected mailbox brings in its last few days of mail; older mail via import_mail.
 HELPDESK_IMAP_FIRST_SYNC_DAYS = env_int("HELPDESK_IMAP_FIRST_SYNC_DAYS", 7)
 HELPDESK_INBOUND_MAX_BYTES = env_int("HELPDESK_INBOUND_MAX_BYTES", 40 * 1024 * 1024)
+# A received payload that no worker holds and that was queued longer ago than this (or never,
+# because the broker was down) is queued again by the sweep. With the sweep every 30 s, a
+# payload whose worker was killed is picked up again within about two minutes.
+HELPDESK_INBOUND_STALE_SECONDS = env_int("HELPDESK_INBOUND_STALE_SECONDS", 90)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from helpdesk import views
+from helpdesk import dev_outbox, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,4 +17,6 @@ urlpatterns = [
     path("api/v1/", include("tickets.api_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    # Development only: the view answers 404 unless DEBUG is on (checked per request).
+    path("dev/outbox/", dev_outbox.outbox, name="dev_outbox"),
 ]

@@ -190,7 +190,10 @@ class Ticket(TenantOwned):
         HIGH = "high", _("High")
         URGENT = "urgent", _("Urgent")
 
-    number = models.PositiveIntegerField()
+    # Taken from the merchant's counter as the creating transaction's last write (see
+    # tickets.services.number_ticket), so the counter's row lock is held only for an instant.
+    # Empty only inside that transaction: no committed ticket is without a number.
+    number = models.PositiveIntegerField(null=True)
     subject = models.CharField(max_length=255)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
     priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.NORMAL)
@@ -285,6 +288,9 @@ class Message(TenantOwned):
     delivery_error = models.TextField(blank=True)
     delivery_attempts = models.PositiveIntegerField(default=0)
     delivery_changed_at = models.DateTimeField(null=True, blank=True)
+    # Set while a reply that failed for a reason that may pass waits for its next try: the
+    # agent sees it retrying (and may send it at once) instead of a bare "queued".
+    delivery_next_attempt_at = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -301,6 +307,14 @@ class Message(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.direction} on #{self.ticket_id}"
+
+    @property
+    def is_retrying(self) -> bool:
+        """A reply whose last try failed for a reason that may pass, waiting for the next."""
+        return (
+            self.delivery_state == self.Delivery.QUEUED
+            and self.delivery_next_attempt_at is not None
+        )
 
     @property
     def can_be_resent(self) -> bool:

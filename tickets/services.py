@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 import phonenumbers
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -18,6 +19,7 @@ from tickets.models import (
     AuditEvent,
     Customer,
     CustomerIdentity,
+    Group,
     IdentityKind,
     Message,
     Order,
@@ -80,20 +82,28 @@ def normalise_identity(*, kind: str, value: str, region: str = "CN") -> str:
     return value
 
 
-def resolve_customer(*, kind: str, value: str, name: str = "") -> Customer:
-    """The customer behind an identity; a new customer when no identity matches."""
+def resolve_customer(*, kind: str, value: str, name: str = "", lock: bool = False) -> Customer:
+    """The customer behind an identity; a new customer when no identity matches.
+
+    With ``lock`` (inside a transaction) a known customer's row stays locked until the
+    transaction ends, taken by the same query that finds the identity. A customer created here
+    needs no lock: no other transaction can see the row before this one commits.
+    """
     tenant = require_tenant()
     value = normalise_identity(kind=kind, value=value, region=tenant.phone_region)
-    identity = (
-        CustomerIdentity.objects.select_related("customer").filter(kind=kind, value=value).first()
-    )
+    identities = CustomerIdentity.objects.select_related("customer").filter(kind=kind, value=value)
+    if lock:
+        identities = identities.select_for_update(of=("customer",))
+    identity = identities.first()
     if identity is not None:
         customer = identity.customer
         if name and not customer.name:
             customer.name = name
             customer.save(update_fields=["name"])
         return customer
-    with transaction.atomic():
+    # No savepoint of its own: a failure here fails the caller's whole transaction anyway. The
+    # identity's savepoint is the one that lets a lost race recover.
+    with transaction.atomic(savepoint=False):
         customer = Customer.objects.create(name=name or value.split("@")[0])
         try:
             with transaction.atomic():
@@ -101,11 +111,7 @@ def resolve_customer(*, kind: str, value: str, name: str = "") -> Customer:
         except IntegrityError:
             # Another worker created the same identity a moment ago: use theirs.
             customer.delete()
-            identity = (
-                CustomerIdentity.objects.select_related("customer")
-                .filter(kind=kind, value=value)
-                .first()
-            )
+            identity = identities.first()
             if identity is None:
                 raise
             return identity.customer
@@ -130,13 +136,77 @@ def add_identity(*, actor: Any, customer: Customer, kind: str, value: str) -> Cu
     return identity
 
 
-def next_ticket_number(tenant: Tenant) -> int:
-    """Take the tenant's next ticket number under a row lock (call inside the creating
-    transaction, so a rollback gives the number back and numbers stay gapless)."""
-    locked = Tenant.objects.select_for_update().only("last_ticket_number").get(pk=tenant.pk)
-    locked.last_ticket_number += 1
-    Tenant.objects.filter(pk=tenant.pk).update(last_ticket_number=locked.last_ticket_number)
-    return locked.last_ticket_number
+def draft_ticket(
+    *,
+    customer: Customer,
+    subject: str,
+    channel: str,
+    order: Order | None = None,
+    priority: str = Ticket.Priority.NORMAL,
+    reason_code: str = "",
+    group: Group | None = None,
+    last_customer_message_at: datetime | None = None,
+) -> Ticket:
+    """A new ticket without its number yet. The caller must call ``number_ticket`` as the last
+    write of the same transaction: the merchant's counter stays locked from then until commit.
+
+    ``group`` and ``last_customer_message_at`` are written with the row, sparing an UPDATE each.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("draft_ticket() must run inside the transaction that numbers it")
+    return Ticket.objects.create(
+        number=None,
+        subject=(subject or "").strip()[:255] or "(no subject)",
+        channel=channel,
+        customer=customer,
+        order=order,
+        priority=priority,
+        reason_code=reason_code,
+        group=group,
+        last_customer_message_at=last_customer_message_at,
+    )
+
+
+def number_ticket(*, actor: Any, ticket: Ticket) -> Ticket:
+    """Give a drafted ticket the merchant's next number: gapless and unique, because the counter
+    row stays locked until the transaction ends and a rollback gives the number back."""
+    tenant = require_tenant()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One statement takes the number and writes it on the ticket: one round trip fewer
+            # while the counter row is locked. A CTE that modifies data always runs to the end,
+            # so a ticket it cannot find still raises below and rolls the number back.
+            cursor.execute(
+                f"WITH counter AS (UPDATE {Tenant._meta.db_table} "
+                "SET last_ticket_number = last_ticket_number + 1 WHERE id = %s "
+                "RETURNING last_ticket_number) "
+                f"UPDATE {Ticket._meta.db_table} AS ticket "
+                "SET number = counter.last_ticket_number FROM counter "
+                "WHERE ticket.id = %s AND ticket.tenant_id = %s RETURNING ticket.number",
+                [tenant.pk, ticket.pk, tenant.pk],
+            )
+            row = cursor.fetchone()
+            if row is None:
+                raise Ticket.DoesNotExist(f"No draft ticket {ticket.pk} of this merchant")
+            ticket.number = row[0]
+        else:  # SQLite (local use) has no data-modifying CTE
+            cursor.execute(
+                f"UPDATE {Tenant._meta.db_table} SET last_ticket_number = last_ticket_number + 1 "
+                "WHERE id = %s RETURNING last_ticket_number",
+                [tenant.pk],
+            )
+            ticket.number = cursor.fetchone()[0]
+            Ticket.objects.filter(pk=ticket.pk).update(number=ticket.number)
+    record_audit(
+        actor=actor,
+        action="ticket.opened",
+        obj=ticket,
+        changes={"number": ticket.number, "channel": ticket.channel},
+    )
+    realtime.publish_after_commit(
+        tenant.pk, "ticket.created", {"ticket": ticket.number, "subject": ticket.subject}
+    )
+    return ticket
 
 
 def open_ticket(
@@ -150,27 +220,16 @@ def open_ticket(
     reason_code: str = "",
 ) -> Ticket:
     """Open a ticket for a customer with the tenant's next number."""
-    tenant = require_tenant()
     with transaction.atomic():
-        ticket = Ticket.objects.create(
-            number=next_ticket_number(tenant),
-            subject=(subject or "").strip()[:255] or "(no subject)",
-            channel=channel,
+        ticket = draft_ticket(
             customer=customer,
+            subject=subject,
+            channel=channel,
             order=order,
             priority=priority,
             reason_code=reason_code,
         )
-        record_audit(
-            actor=actor,
-            action="ticket.opened",
-            obj=ticket,
-            changes={"number": ticket.number, "channel": channel},
-        )
-        realtime.publish_after_commit(
-            tenant.pk, "ticket.created", {"ticket": ticket.number, "subject": ticket.subject}
-        )
-    return ticket
+        return number_ticket(actor=actor, ticket=ticket)
 
 
 def change_ticket_status(*, actor: Any, ticket: Ticket, status: str) -> Ticket:
@@ -289,3 +348,28 @@ def add_note(*, actor: Any, ticket: Ticket, text: str) -> Message:
             ticket.tenant_id, "ticket.message", {"ticket": ticket.number, "direction": "note"}
         )
     return message
+
+
+def apply_status_chosen_with_reply(*, message: Message) -> Ticket:
+    """The status an agent chose with a reply takes effect once the reply is sent, unless
+    someone changed the ticket's status after the reply was written: the later choice wins."""
+    then_status = message.metadata.get("then_status")
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().get(pk=message.ticket_id)
+        if not then_status or ticket.status == then_status:
+            return ticket
+        # A reply sent hours later (retried, or sent again by hand) must not undo a status an
+        # agent, or the customer's next message, set in the meantime.
+        changed_since = ticket.status != message.metadata.get(
+            "status_when_written", ticket.status
+        ) or (
+            AuditEvent.objects.filter(
+                object_type="ticket",
+                object_id=str(ticket.pk),
+                action="ticket.status_changed",
+                created_at__gt=message.created_at,
+            ).exists()
+        )
+        if changed_since or then_status not in ALLOWED_TRANSITIONS[ticket.status]:
+            return ticket
+        return change_ticket_status(actor=message.author_user, ticket=ticket, status=then_status)

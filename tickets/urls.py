@@ -13,5 +13,6 @@ urlpatterns = [
     path("<int:number>/note/", views.ticket_note, name="note"),
     path("<int:number>/reply/", views.ticket_reply, name="reply"),
     path("<int:number>/messages/<int:pk>/resend/", views.message_resend, name="resend"),
+    path("<int:number>/messages/<int:pk>/send-now/", views.message_send_now, name="send_now"),
     path("attachments/<int:pk>/", views.attachment_download, name="attachment"),
 ]

@@ -114,12 +114,18 @@ def ticket_reply(request: HttpRequest, number: int) -> HttpResponse:
 
 def tell_delivery(request: HttpRequest, reply: Message) -> None:
     """Tell the agent what became of a reply (sent at once where Celery runs inline)."""
-    reply.refresh_from_db(fields=["delivery_state", "delivery_error"])
+    reply.refresh_from_db(fields=["delivery_state", "delivery_error", "delivery_next_attempt_at"])
     if reply.delivery_state == reply.Delivery.SENT:
         messages.success(request, _("Reply sent."))
     elif reply.delivery_state == reply.Delivery.FAILED:
         messages.error(
             request, _("The reply could not be sent: %(error)s") % {"error": reply.delivery_error}
+        )
+    elif reply.is_retrying:
+        messages.warning(
+            request,
+            _("The reply is not sent yet and will be tried again: %(error)s")
+            % {"error": reply.delivery_error},
         )
     else:
         messages.success(request, _("Reply queued for delivery."))
@@ -135,6 +141,21 @@ def message_resend(request: HttpRequest, number: int, pk: int) -> HttpResponse:
     if message is None:
         raise Http404("No such message")
     resend(actor=request.user, message=message)
+    tell_delivery(request, message)
+    return redirect("tickets:detail", number=ticket.number)
+
+
+@require_POST
+@tenant_required
+def message_send_now(request: HttpRequest, number: int, pk: int) -> HttpResponse:
+    """A retrying reply goes now instead of at its next scheduled try."""
+    from channels_in.outbound import send_now
+
+    ticket = selectors.access_ticket(agent=request.user, number=number)
+    message = ticket.messages.filter(pk=pk).first()
+    if message is None:
+        raise Http404("No such message")
+    send_now(actor=request.user, message=message)
     tell_delivery(request, message)
     return redirect("tickets:detail", number=ticket.number)
 

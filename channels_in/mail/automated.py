@@ -26,7 +26,10 @@ _AUTO_SUBJECT = re.compile(
 )
 
 
-def automated_reason(headers: dict[str, str], ctype: str, sender: str) -> str:
+def automated_reason(
+    headers: dict[str, str], ctype: str, sender: str, *, null_sender: bool = False
+) -> str:
+    """Why a mail was sent by a machine rather than a person, or "" if it was not."""
     auto_submitted = headers.get("auto-submitted", "").strip().lower()
     if auto_submitted and auto_submitted != "no":
         return f"auto-submitted: {auto_submitted}"
@@ -44,12 +47,15 @@ def automated_reason(headers: dict[str, str], ctype: str, sender: str) -> str:
     local_part = sender.split("@", 1)[0].lower()
     if local_part in {"mailer-daemon", "postmaster"}:
         return "bounce"
-    if headers.get("return-path", "x").strip() in {"<>", ""}:
-        return "bounce (null return path)"
+    if null_sender or re.fullmatch(r"(<\s*>)?", headers.get("return-path", "x").strip()):
+        return "null sender (bounce or notification)"
     if ctype == "multipart/report":
         return "delivery status report"
     if headers.get("x-failed-recipients"):
         return "bounce"
+    if sender and "@" not in sender:
+        # Nobody can answer `root`; retrying it would only fail again.
+        return "sender has no domain (a local system account)"
     subject = headers.get("subject", "").strip()
     subject = re.sub(r"^((re|aw|fw|fwd|wg)\s*:\s*)+", "", subject, flags=re.IGNORECASE)
     if _AUTO_SUBJECT.match(subject):

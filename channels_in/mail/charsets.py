@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Iterable
 
 import charset_normalizer
@@ -63,6 +64,10 @@ _CHARSET_ALIASES: dict[str, str] = {
 _UNKNOWN_CHARSETS = {"", "unknown-8bit", "x-unknown", "unknown", "default", "charset", "none"}
 # Labels that promise ASCII or Latin-1 but are often slapped on UTF-8 by webmailers.
 _LATIN_LABELS = {"windows-1252"}
+# Python codec names of multi-byte East Asian encodings (after resolve_charset's aliases).
+_CJK_CODEC_PREFIXES = ("gb", "big5", "cp93", "cp94", "cp95", "euc_", "shift_jis", "hz", "johab")
+# Marks Spanish, French and German text carries besides letters.
+_WESTERN_PUNCTUATION = frozenset("¡¿«»‹›°ºª§€£–—‘’‚“”„…•·\xa0")
 
 
 def _latin1_fallback(error: UnicodeError) -> tuple[str, int]:
@@ -97,7 +102,11 @@ def resolve_charset(label: str | bytes | None) -> str | None:
 
 
 def decode_bytes(data: bytes, label: str | bytes | None = None, hints: Iterable[str] = ()) -> str:
-    """Decode text bytes: declared charset, then UTF-8, then hints, detection, windows-1252."""
+    """Decode text bytes: UTF-8, the declared charset, hints, then windows-1252 unless CJK.
+
+    Statistical detection is asked last and only where the bytes do not look like Western text:
+    on a long mostly-ASCII mail it calls Spanish or German Central European, Baltic or Greek.
+    """
     if not data:
         return ""
     codec = resolve_charset(label)
@@ -111,12 +120,25 @@ def decode_bytes(data: bytes, label: str | bytes | None = None, hints: Iterable[
             return data.decode(codec, errors="replace")
     if data.isascii():
         return data.decode("ascii")
-    candidates: list[str] = []
-    if codec in _LATIN_LABELS:
-        candidates.append("utf-8")  # 8-bit bytes under an ASCII/Latin-1 label: UTF-8 is likelier
-    if codec:
-        candidates.append(codec)
-    candidates.append("utf-8")
+    # Latin labels are often slapped on UTF-8, and 8-bit text that decodes as UTF-8 almost
+    # always is UTF-8. Short GBK or Big5 text (a two-character name) can be valid UTF-8 by
+    # chance, though, so a CJK label is trusted first.
+    declared = [codec, "utf-8"] if codec and _is_cjk(codec) else ["utf-8", codec]
+    for candidate in declared:
+        if candidate == "windows-1252":
+            return data.decode("cp1252", errors="helpdesk-latin1")
+        if candidate:
+            try:
+                return data.decode(candidate)
+            except (UnicodeDecodeError, LookupError):
+                continue
+    # One bad byte must not hand mostly valid text to a codec that reads any byte pair as a
+    # character: GB18030 turns UTF-8 "Größe" into Chinese. UTF-8 checks itself, so a few valid
+    # sequences are proof; the declared codec has to read nearly every character.
+    for candidate, good_per_error in (("utf-8", 2), (codec, 20)):
+        text = _mostly_decoded(data, candidate, good_per_error) if candidate else None
+        if text is not None:
+            return text
     resolved_hints: list[str | None] = []
     for hint in [codec, *hints]:
         resolved = resolve_charset(hint)
@@ -124,18 +146,14 @@ def decode_bytes(data: bytes, label: str | bytes | None = None, hints: Iterable[
         if resolved and resolved.startswith("iso2022_jp"):
             # 8-bit bytes in a mail that claims ISO-2022-JP are Shift_JIS in practice.
             resolved_hints += ["cp932", "euc_jp"]
-    candidates += [hint for hint in resolved_hints if hint and hint not in _LATIN_LABELS]
-    seen: set[str] = set()
-    for candidate in candidates:
-        if candidate in seen:
-            continue
-        seen.add(candidate)
-        if candidate == "windows-1252":
-            return data.decode("cp1252", errors="helpdesk-latin1")
-        try:
-            return data.decode(candidate)
-        except (UnicodeDecodeError, LookupError):
-            continue
+    tried = set(declared)
+    for hint in resolved_hints:
+        if hint and hint not in tried and hint not in _LATIN_LABELS:
+            tried.add(hint)
+            try:
+                return data.decode(hint)
+            except (UnicodeDecodeError, LookupError):
+                continue
     latin = data.decode("cp1252", errors="helpdesk-latin1")
     if "windows-1252" in resolved_hints and _plausible_latin(latin):
         # The mail declares Latin-1 elsewhere; unlabelled bytes are then most likely Latin-1 too.
@@ -152,17 +170,39 @@ def decode_bytes(data: bytes, label: str | bytes | None = None, hints: Iterable[
             return chinese
         if _plausible_latin(latin):
             return latin
+    elif _plausible_latin(latin) and _mostly_isolated_high_bytes(data):
+        # Accented letters between ASCII ones: Western text. CJK text has runs of 8-bit bytes.
+        return latin
     detected = _detect(data)
-    if detected is not None:
-        return detected
-    if codec:
-        return data.decode(codec, errors="replace")
-    return data.decode("cp1252", errors="helpdesk-latin1")
+    return detected if detected is not None else latin
+
+
+def _is_cjk(codec: str) -> bool:
+    return codec.startswith(_CJK_CODEC_PREFIXES)
+
+
+def _mostly_decoded(data: bytes, codec: str, good_per_error: int) -> str | None:
+    try:
+        text = data.decode(codec, errors="replace")
+    except LookupError:
+        return None
+    errors = text.count("\ufffd")
+    non_ascii = len(text) - len(text.encode("ascii", errors="ignore"))
+    return text if non_ascii - errors >= good_per_error * errors else None
+
+
+_HIGH_BYTE_RUN = re.compile(rb"[\x80-\xff]+")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _mostly_isolated_high_bytes(data: bytes) -> bool:
+    runs = [len(run) for run in _HIGH_BYTE_RUN.findall(data)]
+    return 2 * runs.count(1) >= sum(runs)
 
 
 def _plausible_latin(text: str) -> bool:
-    high = [char for char in text if ord(char) > 0x7F]
-    letters = sum(1 for char in high if char.isalpha())
+    high = _NON_ASCII.findall(text)
+    letters = sum(1 for char in high if char.isalpha() or char in _WESTERN_PUNCTUATION)
     return not high or letters / len(high) >= 0.8
 
 

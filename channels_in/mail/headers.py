@@ -9,10 +9,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.message import Message
 from email.utils import parseaddr, parsedate_to_datetime
+from typing import NamedTuple
 
 from channels_in.mail.charsets import decode_bytes
 
 ENCODED_WORD = re.compile(rb"=\?([^?\s]+)\?([bBqQ])\?([^?]*?)\?=")
+ENCODED_WORD_TEXT = re.compile(ENCODED_WORD.pattern.decode("ascii"))
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 
 
@@ -73,7 +75,9 @@ def collapse(text: str) -> str:
     return " ".join(text.split())
 
 
-_PARAM = re.compile(rb';\s*([^=\s;]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)')
+# A parameter follows ";", or only a space when a mailer forgot the ";" (`application/pdf
+# name="x.pdf"`): the name must survive either way.
+_PARAM = re.compile(rb'(?:^|[;\s])\s*([^=\s;]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)')
 
 
 def parse_params(raw: bytes | None, hints: Iterable[str] = ()) -> tuple[str, dict[str, str]]:
@@ -81,7 +85,7 @@ def parse_params(raw: bytes | None, hints: Iterable[str] = ()) -> tuple[str, dic
     if not raw:
         return "", {}
     raw = _FOLD.sub(b"", raw)
-    main = raw.split(b";", 1)[0].strip().decode("ascii", "replace").lower()
+    main = re.split(rb"[;\s]", raw.strip(), maxsplit=1)[0].decode("ascii", "replace").lower()
     segments: dict[str, list[tuple[int, bool, bytes]]] = {}
     for match in _PARAM.finditer(raw):
         key = match.group(1).decode("ascii", "replace").lower()
@@ -124,16 +128,116 @@ def valid_address(address: str) -> bool:
     return bool(local and domain) and "@" not in domain and not any(c.isspace() for c in address)
 
 
+class Mailbox(NamedTuple):
+    name: str
+    address: str  # as written: may lack a domain ("root") or be empty (`<>`)
+    bracketed: bool  # written in angle brackets, so meant as an address, not a name
+
+
+def normalise_address(address: str) -> str:
+    """An address as stored: lower case, without the trailing dot some mailers add."""
+    return address.strip().rstrip(".").lower()
+
+
+def split_addresses(text: str) -> list[str]:
+    """Split an address list at commas outside quotes, <>, comments and encoded words.
+
+    An entry with neither "@" nor "<" is the first half of an unquoted name such as
+    `Müller, Hans <h@x.de>`, so it is joined to the entry after it.
+    """
+    entries: list[str] = []
+    current: list[str] = []
+    quoted = False
+    angle = comment = 0
+    index = 0
+    while index < len(text):
+        char = text[index]
+        word = ENCODED_WORD_TEXT.match(text, index) if char == "=" else None
+        if word:  # a sloppy Q-encoded word may carry a raw comma
+            current.append(word.group(0))
+            index = word.end()
+            continue
+        if quoted and char == "\\":
+            current.append(text[index : index + 2])
+            index += 2
+            continue
+        if char == '"' and not comment:
+            quoted = not quoted
+        elif not quoted:
+            if char == "(":
+                comment += 1
+            elif char == ")" and comment:
+                comment -= 1
+            elif char == "<" and not comment:
+                angle += 1
+            elif char == ">" and angle:
+                angle -= 1
+            elif char == "," and not angle and not comment:
+                entries.append("".join(current))
+                current = []
+                index += 1
+                continue
+        current.append(char)
+        index += 1
+    entries.append("".join(current))
+    joined: list[str] = []
+    pending = ""
+    for entry in entries:
+        entry = f"{pending},{entry}" if pending else entry
+        pending = ""
+        if entry.strip() and "@" not in entry and "<" not in entry:
+            pending = entry
+        elif entry.strip():
+            joined.append(entry.strip())
+    if pending:
+        joined.append(pending.strip())
+    return joined
+
+
+def mailboxes(raw: bytes, hints: Iterable[str] = ()) -> list[Mailbox]:
+    """Each mailbox of a From-like header, in order; names are decoded after splitting."""
+    hints = tuple(hints)
+    text = raw.decode("utf-8", "surrogateescape")
+    return [_mailbox(entry, hints) for entry in split_addresses(text)]
+
+
+def _mailbox(entry: str, hints: tuple[str, ...]) -> Mailbox:
+    angle = re.search(r"<([^<>]*)>[^<>]*$", entry)
+    if angle:
+        address = _decode_text(angle.group(1), hints).strip().strip("\"'").strip()
+        if valid_address(address) or not re.search(r"[\s@]", address):
+            # Quotes are dropped and quoted pairs unescaped before encoded words are decoded,
+            # so an encoded `Last, First` stays one name.
+            name = re.sub(r'\\(.)|"', lambda found: found.group(1) or "", entry[: angle.start()])
+            return Mailbox(collapse(_decode_text(name, hints)).strip("'"), address, True)
+    name, address = _recover(_decode_text(entry, hints))
+    return Mailbox(name, address, False)
+
+
+def _decode_text(text: str, hints: tuple[str, ...]) -> str:
+    return decode_header_bytes(text.encode("utf-8", "surrogateescape"), hints)
+
+
 def parse_from(text: str) -> tuple[str, str]:
-    """Return (display name, address) from a decoded From-like header, recovering garbage."""
+    """Return (display name, address) of the first mailbox in a decoded From-like header."""
+    found = [_recover(entry) for entry in split_addresses(text.strip())]
+    for name, address in found:
+        if valid_address(address):
+            return name, address
+    for name, address in found:
+        if address:
+            return name, address
+    return found[0] if found else ("", "")
+
+
+def _recover(text: str) -> tuple[str, str]:
+    """(display name, address) of one decoded mailbox, recovering garbage."""
     text = text.strip()
     if not text:
         return "", ""
     angle = re.search(r"<([^<>]*)>\s*$", text)
     if angle and valid_address(angle.group(1).strip().strip("\"'")):
         name = text[: angle.start()]
-        if "<" in name or "," in name:  # several addresses, e.g. `"A" <>, "B" <b@x>`
-            name = name.rsplit(",", 1)[-1]
         return name.strip().strip("\"'").strip(), angle.group(1).strip().strip("\"'")
     name, address = parseaddr(text)
     address = address.strip().strip("\"'")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from email import policy as email_policy
 from email.message import Message
 from email.parser import BytesParser
@@ -12,12 +13,15 @@ from email.utils import getaddresses
 from channels_in.base import AdapterError, InboundMessage
 from channels_in.mail.automated import AUTOMATION_HEADERS, automated_reason
 from channels_in.mail.charsets import decode_bytes, resolve_charset
+from channels_in.mail.framing import KEY_HEADERS, frame_mail
 from channels_in.mail.headers import (
     ENCODED_WORD,
+    Mailbox,
     collapse,
     decode_header_bytes,
+    mailboxes,
+    normalise_address,
     parse_date,
-    parse_from,
     parse_message_ids,
     parse_params,
     raw_header,
@@ -31,27 +35,6 @@ from channels_in.mail.structure import Collector
 DEFAULT_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
 
 
-# A payload is mail if its header block has at least one of these; JSON or prose has none.
-_KEY_HEADERS = {
-    "from",
-    "sender",
-    "reply-to",
-    "to",
-    "cc",
-    "subject",
-    "date",
-    "message-id",
-    "in-reply-to",
-    "references",
-    "mime-version",
-    "content-type",
-    "content-transfer-encoding",
-    "received",
-    "return-path",
-    "delivered-to",
-}
-
-
 def parse_mail(
     raw: bytes, *, max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
 ) -> InboundMessage:
@@ -61,10 +44,15 @@ def parse_mail(
     raw = bytes(raw)
     if not raw.strip():
         raise AdapterError("empty mail", permanent=True)
+    framed = frame_mail(raw)
+    if framed is None:
+        raise AdapterError("not an email message: no mail header block", permanent=True)
     last_error: Exception | None = None
     for policy in (email_policy.default, email_policy.compat32):
         try:
-            return _parse(raw, BytesParser(policy=policy), max_attachment_bytes)
+            return _parse(
+                raw, framed.raw, framed.notes, BytesParser(policy=policy), max_attachment_bytes
+            )
         except AdapterError:
             raise
         except Exception as error:  # policy.default has bugs on hostile headers; retry compat32
@@ -72,11 +60,17 @@ def parse_mail(
     raise AdapterError(f"unparsable mail: {last_error!r}", permanent=True)
 
 
-def _parse(raw: bytes, parser: BytesParser, max_attachment_bytes: int) -> InboundMessage:
-    msg = parser.parsebytes(raw)
+def _parse(
+    raw: bytes,
+    framed: bytes,
+    framing_notes: list[str],
+    parser: BytesParser,
+    max_attachment_bytes: int,
+) -> InboundMessage:
+    msg = parser.parsebytes(framed)
     present = {key.lower() for key, _ in msg.raw_items()}
-    if not present & _KEY_HEADERS:
-        raise AdapterError("not a mail message: no mail header block", permanent=True)
+    if not present & KEY_HEADERS:
+        raise AdapterError("not an email message: no mail header block", permanent=True)
 
     body_root, stray_prefix = _embedded_header_block(msg, parser)
     hints = _declared_charsets(body_root)
@@ -87,19 +81,12 @@ def _parse(raw: bytes, parser: BytesParser, max_attachment_bytes: int) -> Inboun
             value = raw_header(body_root, name)
         return decode_header_bytes(value, hints) if value is not None else ""
 
-    sender_name, sender = "", ""
-    for raw_from in raw_headers(msg, "from") or [b""]:
-        sender_name, sender = parse_from(decode_header_bytes(raw_from, hints))
-        if valid_address(sender):
-            break
-    if not valid_address(sender):
-        for fallback in ("sender", "reply-to", "return-path"):
-            _, candidate = parse_from(header(fallback))
-            if valid_address(candidate):
-                sender_name = sender_name or ""
-                sender = candidate
-                break
-    sender = sender.strip().lower()
+    def boxes(name: str) -> list[Mailbox]:
+        values = raw_headers(msg, name) or raw_headers(body_root, name)
+        return [box for value in values for box in mailboxes(value, hints)]
+
+    author, null_sender = _author(boxes)
+    sender = normalise_address(author.address)
 
     message_ids = parse_message_ids(raw_header(msg, "message-id"))
     message_id = message_ids[0] if message_ids else ""
@@ -116,7 +103,7 @@ def _parse(raw: bytes, parser: BytesParser, max_attachment_bytes: int) -> Inboun
         raw_values = [value.decode("utf-8", "surrogateescape") for value in raw_headers(msg, name)]
         for _, address in getaddresses(raw_values):
             address = decode_bytes(address.encode("utf-8", "surrogateescape"), None, hints)
-            address = address.strip().lower()
+            address = normalise_address(address)
             if "@" in address and address not in recipients:
                 recipients.append(address)
 
@@ -132,12 +119,12 @@ def _parse(raw: bytes, parser: BytesParser, max_attachment_bytes: int) -> Inboun
     ctype = collector.content_type(body_root)[0]
     automation = {name: header(name) for name in AUTOMATION_HEADERS if name in present}
     automation["subject"] = subject
-    reason = automated_reason(automation, ctype, sender)
+    reason = automated_reason(automation, ctype, sender, null_sender=null_sender)
 
     defects = sorted({type(defect).__name__ for part in msg.walk() for defect in part.defects})
     metadata: dict[str, object] = {"message_id": message_id}
-    if defects or collector.notes:
-        metadata["defects"] = defects + collector.notes
+    if defects or framing_notes or collector.notes:
+        metadata["defects"] = defects + framing_notes + collector.notes
     if collector.skipped:
         metadata["skipped_attachments"] = collector.skipped
 
@@ -146,7 +133,7 @@ def _parse(raw: bytes, parser: BytesParser, max_attachment_bytes: int) -> Inboun
         external_id=external_id,
         sender_kind="email",
         sender_value=sender,
-        sender_name=collapse(sender_name),
+        sender_name=collapse(author.name),
         subject=subject,
         text=trim_quoted(full_text) if full_text else "",
         full_text=full_text,
@@ -159,6 +146,36 @@ def _parse(raw: bytes, parser: BytesParser, max_attachment_bytes: int) -> Inboun
         recipients=recipients,
         metadata=metadata,
     )
+
+
+def _author(boxes: Callable[[str], list[Mailbox]]) -> tuple[Mailbox, bool]:
+    """Who wrote the mail, and whether its From is the null sender `<>` of a bounce.
+
+    The first address of From is the author; a From without one (missing, a bare name, or
+    `<>`) hands over to Reply-To, then Sender, then Return-Path, whose display name comes
+    along. A local account written in brackets (`Cron Daemon <root>`) is kept as written:
+    it is a machine, which automated_reason recognises.
+    """
+    authors = boxes("from")
+    null_sender = not any(box.address for box in authors) and any(box.bracketed for box in authors)
+    for box in authors:
+        if valid_address(box.address):
+            return box, False
+    for box in authors:
+        if box.bracketed and box.address:
+            return box, False
+    domainless = [box for box in authors if box.address]
+    for name in ("reply-to", "sender", "return-path"):
+        candidates = boxes(name)
+        for box in candidates:
+            if valid_address(box.address):
+                return box, null_sender
+        domainless += [box for box in candidates if box.address]
+    if domainless:  # a bare name such as MAILER-DAEMON is still who sent it
+        return domainless[0], null_sender
+    # No address anywhere: the name in From still tells an admin who wrote.
+    name = next((box.name for box in authors if box.name), "")
+    return Mailbox(name, "", False), null_sender
 
 
 _HEADER_LINE = re.compile(rb"^[A-Za-z][A-Za-z0-9-]*:[ \t]")

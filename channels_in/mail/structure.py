@@ -64,6 +64,8 @@ class Collector:
         self.forwarded_texts: list[str] = []
         self.notes: list[str] = []
         self.preamble = ""
+        self.alternative_depth = 0
+        self.section: list[int] = []  # position in each enclosing multipart, as IMAP numbers parts
 
     # -- helpers ------------------------------------------------------------------------------
     def content_type(self, part: Message) -> tuple[str, dict[str, str]]:
@@ -130,13 +132,55 @@ class Collector:
             for child in children:
                 self.walk_as_attachment(child)
         else:
-            for child in children:
+            self.walk_mixed(children, depth)
+
+    def walk_mixed(self, children: list[Message], depth: int) -> None:
+        """Walk the parts in order; unnamed text after this level's body becomes a file.
+
+        A log or a saved page sent after the text is not more body text. Text right after an
+        inline image is (Apple Mail: "here: [image] and here"), and so are the HTML fragments
+        of one alternative.
+        """
+        body_found = False
+        previous: Message | None = None
+        for position, child in enumerate(children, start=1):
+            self.section.append(position)
+            extension = self.extra_text_extension(child) if body_found else ""
+            if extension and not (previous is not None and self.is_inline_leaf(previous)):
+                number = ".".join(map(str, self.section))
+                self.walk_as_attachment(child, default_name=f"part-{number}{extension}")
+            else:
+                plain_before, html_before = len(self.plain), len(self.html)
                 self.walk(child, depth + 1)
+                texts = self.plain[plain_before:] + self.html[html_before:]
+                body_found = body_found or any(text.strip() for text in texts)
+            previous = child
+            self.section.pop()
+
+    def extra_text_extension(self, part: Message) -> str:
+        """Return the extension for an unnamed text part outside an alternative, else ""."""
+        if self.alternative_depth:
+            return ""
+        ctype, params = self.content_type(part)
+        disposition, disp_params = self.disposition(part)
+        if ctype not in ("text/plain", "text/html") or disposition == "attachment":
+            return ""
+        if disp_params.get("filename") or params.get("name"):
+            return ""
+        return ".html" if ctype == "text/html" else ".txt"
+
+    def is_inline_leaf(self, part: Message) -> bool:
+        ctype = self.content_type(part)[0]
+        return (
+            not ctype.startswith(("text/", "multipart/", "message/"))
+            and self.disposition(part)[0] != "attachment"
+        )
 
     def walk_alternative(self, children: list[Message], depth: int) -> None:
         saved_plain, saved_html = self.plain, self.html
         best_plain: list[str] = []
         best_html: list[str] = []
+        self.alternative_depth += 1
         for child in children:
             self.plain, self.html = [], []
             self.walk(child, depth + 1)
@@ -144,6 +188,7 @@ class Collector:
                 best_plain = self.plain
             if any(text.strip() for text in self.html):
                 best_html = self.html
+        self.alternative_depth -= 1
         self.plain, self.html = saved_plain + best_plain, saved_html + best_html
 
     def recover_multipart(self, part: Message, params: dict[str, str], depth: int) -> None:

@@ -9,8 +9,11 @@ request's tenant into the next:
   transaction had failed) also ends the setting;
 - in autocommit mode it is set for the session, where nothing can undo it.
 
-Two caches mirror the server: the session value, and the transaction-local value (forgotten
-whenever a transaction or savepoint ends, since either may have discarded it).
+Two caches mirror the server: the session value, and the transaction-local value. When a
+transaction ends, whatever was set in it is gone and the setting is the session's again, so the
+next transaction needs no ``set_config`` when the session already holds the tenant. After a
+savepoint rollback the local value is unknown (the savepoint may have discarded it) and is set
+once more rather than trusted.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 from django.db.backends.postgresql import base as postgresql
 
 _UNKNOWN = object()
+# The transaction-local value is the session's: nothing was set since the last transaction ended.
+_SESSION = object()
 _TRANSACTION_CONTROL = ("ROLLBACK", "RELEASE", "SAVEPOINT", "COMMIT")
 
 
@@ -27,19 +32,20 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._rls_session: object = _UNKNOWN
-        self._rls_local: object = _UNKNOWN
+        self._rls_local: object = _SESSION
         self.execute_wrappers.append(self._sync_tenant)
 
     def init_connection_state(self) -> None:
-        self._rls_session = self._rls_local = _UNKNOWN
+        self._rls_session = _UNKNOWN
+        self._rls_local = _SESSION
         super().init_connection_state()
 
     def _commit(self) -> None:
-        self._rls_local = _UNKNOWN
+        self._rls_local = _SESSION
         super()._commit()
 
     def _rollback(self) -> None:
-        self._rls_local = _UNKNOWN
+        self._rls_local = _SESSION
         super()._rollback()
 
     def _savepoint_rollback(self, sid: str) -> None:
@@ -49,20 +55,26 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
     def _sync_tenant(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         from helpdesk.tenancy import rls_setting  # tenancy defines models: import late
 
-        wanted = rls_setting()
         if not str(sql).lstrip().upper().startswith(_TRANSACTION_CONTROL):
-            in_transaction = not self.get_autocommit()
-            if in_transaction:
-                # Unknown at the start of each transaction and after a savepoint rollback:
-                # then it is set once more rather than trusted.
-                if self._rls_local != wanted:
+            wanted = rls_setting()
+            if not self.get_autocommit():
+                local = self._rls_session if self._rls_local is _SESSION else self._rls_local
+                if local != wanted:
                     self._set_tenant(wanted, local=True)
-                    self._rls_local = wanted
             elif self._rls_session != wanted:
                 self._set_tenant(wanted, local=False)
-                self._rls_session = wanted
         return execute(sql, params, many, context)
 
     def _set_tenant(self, value: str, *, local: bool) -> None:
-        with self.connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('app.tenant_id', %s, %s)", [value, local])
+        """Set ``app.tenant_id`` through Django's cursor, so query logging and capture see it."""
+        # The cache is updated first: this very statement passes through ``_sync_tenant``,
+        # which must find the setting in step rather than set it again (endlessly).
+        attribute = "_rls_local" if local else "_rls_session"
+        previous = getattr(self, attribute)
+        setattr(self, attribute, value)
+        try:
+            with self.cursor() as cursor:
+                cursor.execute("SELECT set_config('app.tenant_id', %s, %s)", [value, local])
+        except BaseException:
+            setattr(self, attribute, previous)
+            raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
@@ -18,12 +19,13 @@ def customer_mail(
     in_reply_to: str | None = None,
     headers: dict[str, str] | None = None,
     charset: str = "utf-8",
+    date: datetime | None = None,
 ) -> bytes:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
     message["Subject"] = subject
-    message["Date"] = format_datetime(timezone.now())
+    message["Date"] = format_datetime(date or timezone.now())
     message["Message-ID"] = message_id or make_msgid(domain="example.cn")
     if in_reply_to:
         message["In-Reply-To"] = in_reply_to

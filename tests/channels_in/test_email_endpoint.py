@@ -268,3 +268,172 @@ def test_chinese_raw_mail_reads_as_chinese_on_its_detail_page(acme_email, admin_
         raw = RawInbound.objects.get()
     page = login(admin_zhao).get(f"/inbound/log/{raw.pk}/").content.decode()
     assert "退款什么时候到账" in page
+
+
+def test_raw_mail_labelled_as_a_form_is_taken_as_the_mail(acme_email):
+    # What `curl --data-binary @mail.eml` sends when no Content-Type is given.
+    response = Client().post(
+        url(acme_email),
+        customer_mail(subject="标成表单的邮件"),
+        content_type="application/x-www-form-urlencoded",
+        HTTP_X_HELPDESK_SECRET=acme_email.inbound_secret,
+    )
+    assert response.status_code == 202, response.content
+    with tenancy.activate(acme_email.tenant):
+        assert Ticket.objects.get().subject == "标成表单的邮件"
+
+
+def test_raw_mail_labelled_multipart_without_a_boundary_is_taken_as_the_mail(acme_email):
+    response = Client().post(
+        url(acme_email),
+        customer_mail(subject="multipart label"),
+        content_type="multipart/form-data",
+        HTTP_X_HELPDESK_SECRET=acme_email.inbound_secret,
+    )
+    assert response.status_code == 202, response.content
+    with tenancy.activate(acme_email.tenant):
+        assert Ticket.objects.get().subject == "multipart label"
+
+
+def test_a_urlencoded_form_with_a_raw_mime_field_keeps_8bit_bytes(acme_email):
+    from urllib.parse import quote_from_bytes
+
+    gbk = customer_mail(body="发票抬头写错了", charset="gb18030")
+    response = Client().post(
+        url(acme_email),
+        b"recipient=support%40acme.example&body-mime=" + quote_from_bytes(gbk).encode(),
+        content_type="application/x-www-form-urlencoded",
+        HTTP_X_HELPDESK_SECRET=acme_email.inbound_secret,
+    )
+    assert response.status_code == 202
+    with tenancy.activate(acme_email.tenant):
+        assert bytes(RawInbound.objects.get().payload) == gbk
+        assert Message.objects.get().body_text == "发票抬头写错了"
+
+
+def test_a_redelivered_mail_that_was_never_queued_is_queued_now(acme_email):
+    payload = customer_mail(message_id="<never-queued@example.cn>", subject="队列挂了")
+    with tenancy.activate(acme_email.tenant):
+        # Stored while the broker was down: nothing was handed to a worker.
+        from channels_in import pipeline
+
+        raw, _ = pipeline.store_raw(account=acme_email, payload=payload, source="webhook")
+        RawInbound.objects.filter(pk=raw.pk).update(queued_at=None)
+    response = post(acme_email, payload)
+    assert response.status_code == 202
+    assert response.json()["status"] == "duplicate"
+    with tenancy.activate(acme_email.tenant):
+        assert RawInbound.objects.get().state == "processed"
+        assert Ticket.objects.get().subject == "队列挂了"
+
+
+def test_the_endpoint_answers_202_when_the_broker_is_down(acme_email):
+    from unittest import mock
+
+    from kombu.exceptions import OperationalError
+
+    from channels_in.tasks import process_raw_inbound
+
+    refused = OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+    with mock.patch.object(process_raw_inbound, "delay", side_effect=refused):
+        response = post(acme_email, customer_mail(subject="broker down"))
+    assert response.status_code == 202
+    assert response.json()["status"] == "accepted"
+    with tenancy.activate(acme_email.tenant):
+        raw = RawInbound.objects.get()
+        assert raw.state == "received" and raw.queued_at is None  # the sweep will queue it
+
+
+def test_the_inbound_page_shows_sender_subject_and_channel_not_the_message_id(
+    acme_email, admin_zhao
+):
+    from unittest import mock
+
+    with mock.patch("channels_in.pipeline.find_thread", side_effect=RuntimeError("boom")):
+        post(
+            acme_email,
+            customer_mail(
+                sender="王芳 <wang.fang@example.cn>",
+                subject="发票开错了",
+                message_id="<hidden-id-123@example.cn>",
+            ),
+        )
+    page = login(admin_zhao).get("/inbound/log/").content.decode()
+    assert "wang.fang@example.cn" in page
+    assert "发票开错了" in page
+    assert "Acme support" in page
+    assert "hidden-id-123" not in page
+
+
+def test_admins_discard_a_failed_message_and_it_is_audited(acme_email, admin_zhao):
+    with tenancy.activate(acme_email.tenant):
+        from channels_in import pipeline
+
+        raw = pipeline.store_undeliverable(
+            account=acme_email, payload=b"%PDF-1.4 not mail", source="imap", error="not mail"
+        )
+    admin = login(admin_zhao)
+    page = admin.post(f"/inbound/log/{raw.pk}/discard/", follow=True).content.decode()
+    assert "The message was discarded." in page
+    assert "Nothing here." in admin.get("/inbound/log/").content.decode()  # failed list empty
+    with tenancy.activate(acme_email.tenant):
+        from tickets.models import AuditEvent
+
+        raw.refresh_from_db()
+        assert raw.state == "discarded"
+        assert bytes(raw.payload) == b"%PDF-1.4 not mail"  # the bytes are kept
+        event = AuditEvent.objects.get(action="inbound.discarded")
+        assert event.actor == admin_zhao and event.changes == {"state": ["failed", "discarded"]}
+    # Discarding twice is refused with a reason, not a crash.
+    again = admin.post(f"/inbound/log/{raw.pk}/discard/", HTTP_ACCEPT="application/json")
+    assert again.status_code == 400
+
+
+def test_admins_file_a_mail_without_sender_as_a_ticket_by_hand(acme_email, admin_zhao, agent_li):
+    no_sender = (
+        b"To: support@acme.example\r\nSubject: =?utf-8?b?5rKh5pyJ5Y+R5Lu25Lq6?=\r\n"
+        b"Message-ID: <nobody@example.cn>\r\n\r\nWho am I?\r\n"
+    )
+    assert post(acme_email, no_sender).status_code == 202
+    with tenancy.activate(acme_email.tenant):
+        raw = RawInbound.objects.get()
+        assert raw.state == "failed" and "no sender address" in raw.error
+        assert Ticket.objects.count() == 0  # never an unanswerable ticket on its own
+    assert login(agent_li).post(f"/inbound/log/{raw.pk}/file/").status_code == 404
+    page = login(admin_zhao).post(f"/inbound/log/{raw.pk}/file/", follow=True).content.decode()
+    assert "Filed on ticket #1" in page
+    with tenancy.activate(acme_email.tenant):
+        from tickets.models import AuditEvent
+
+        ticket = Ticket.objects.get()
+        assert ticket.subject == "没有发件人"
+        assert ticket.messages.get(direction="inbound").body_text == "Who am I?"
+        assert AuditEvent.objects.filter(action="inbound.filed_by_hand", actor=admin_zhao).exists()
+    ticket_page = login(agent_li).get("/tickets/1/").content.decode()
+    assert "no sender address" in ticket_page  # the agent sees why nobody can be answered
+
+
+def test_admins_file_an_ignored_automated_mail_when_it_was_a_customer_after_all(
+    acme_email, admin_zhao
+):
+    auto = customer_mail(subject="Out of office", headers={"Auto-Submitted": "auto-replied"})
+    post(acme_email, auto)
+    with tenancy.activate(acme_email.tenant):
+        raw = RawInbound.objects.get()
+        assert raw.state == "ignored"
+    login(admin_zhao).post(f"/inbound/log/{raw.pk}/file/")
+    with tenancy.activate(acme_email.tenant):
+        raw.refresh_from_db()
+        assert raw.state == "processed"
+        assert Ticket.objects.get().subject == "Out of office"
+
+
+def test_the_inbound_page_names_a_mail_behind_a_forwarding_banner(acme_email, admin_zhao):
+    banner = b"----- Original message -----\r\n" + customer_mail(
+        sender="Hans <hans@example.de>", subject="Weitergeleitet"
+    )
+    with tenancy.activate(acme_email.tenant):
+        from channels_in import pipeline
+
+        raw, _ = pipeline.store_raw(account=acme_email, payload=banner, source="import")
+    assert (raw.sender, raw.subject) == ("hans@example.de", "Weitergeleitet")

@@ -109,8 +109,13 @@ def test_it_imports_eml_mbox_and_maildir_mail_as_tickets(
     lines = output.splitlines()
     assert lines[0] == "imported: 7, duplicate: 0, ignored (automated): 1, failed: 1"
     assert len(lines) == 2
-    assert lines[1].startswith(f"failed: {archive / 'notes.txt'}: ")
+    assert lines[1].startswith(f"failed: {archive / 'notes.txt'} (raw #")
     assert "not an email message" in lines[1]
+    # What the import refused is kept for an admin, as IMAP polling does.
+    refused = RawInbound.objects.get(state="failed")
+    assert refused.source == "import"
+    assert bytes(refused.payload) == b"Remember to export the contacts too.\n"
+    assert "notes.txt" in refused.error and "not an email message" in refused.error
 
     subjects = set(Ticket.objects.values_list("subject", flat=True))
     corpus = {mail.id: mail for mail in corpus_mails()}

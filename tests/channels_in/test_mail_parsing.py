@@ -448,7 +448,7 @@ def test_non_mail_payload_is_refused_permanently(payload: bytes) -> None:
         ("Precedence: bulk\r\n", "precedence"),
         ("List-Id: <news.shop.example>\r\n", "mailing list"),
         ("List-Unsubscribe: <mailto:u@x>\r\n", "mailing list"),
-        ("Return-Path: <>\r\n", "null return path"),
+        ("Return-Path: <>\r\n", "null sender"),
         ("X-Failed-Recipients: a@b\r\n", "bounce"),
         ("Subject: Automatic reply: order\r\n", "subject"),
         ("Subject: =?utf-8?B?6Ieq5Yqo5Zue5aSNOiDmgqjlpb0=?=\r\n", "subject"),

@@ -175,7 +175,9 @@ def test_a_message_whose_processing_raises_is_kept_as_failed_and_succeeds_on_ret
     assert Ticket.objects.get().messages.count() == 1
 
 
-def test_a_stuck_payload_is_requeued_by_the_beat_task(acme_email, tenant_acme):
+def test_a_stuck_payload_is_requeued_by_the_beat_task(
+    acme_email, tenant_acme, django_capture_on_commit_callbacks
+):
     from datetime import timedelta
 
     from django.utils import timezone
@@ -183,8 +185,8 @@ def test_a_stuck_payload_is_requeued_by_the_beat_task(acme_email, tenant_acme):
     from channels_in.tasks import requeue_stale_inbound
 
     raw, _ = pipeline.store_raw(account=acme_email, payload=customer_mail(), source="webhook")
-    RawInbound.objects.filter(pk=raw.pk).update(received_at=timezone.now() - timedelta(minutes=10))
-    with tenancy.deactivate():
+    RawInbound.objects.filter(pk=raw.pk).update(queued_at=timezone.now() - timedelta(minutes=10))
+    with tenancy.deactivate(), django_capture_on_commit_callbacks(execute=True):
         assert requeue_stale_inbound.apply().get() == 1
     raw.refresh_from_db()
     assert raw.state == "processed"
@@ -277,3 +279,66 @@ def test_mail_the_database_could_not_hold_as_sent_is_cleaned_not_lost(
     assert message.ticket.subject == "退款申请"
     assert message.body_text == "第一行第二行"
     assert message.author_customer.name == long_name[:200]
+
+
+def _on(year: int, month: int = 1, day: int = 1):
+    from datetime import UTC, datetime
+
+    return datetime(year, month, day, 9, 30, tzinfo=UTC)
+
+
+def test_an_archived_mail_never_joins_an_old_ticket_by_the_time_window_alone(
+    acme_email, django_capture_on_commit_callbacks
+):
+    old = deliver(
+        acme_email,
+        customer_mail(subject="2012 问题", date=_on(2012), message_id="<a2012@example.cn>"),
+        django_capture_on_commit_callbacks,
+    )
+    later = deliver(
+        acme_email,
+        customer_mail(subject="2018 问题", date=_on(2018)),
+        django_capture_on_commit_callbacks,
+    )
+    assert old.ticket.status == "new"  # still open, and the same customer on the same channel
+    assert later.ticket != old.ticket
+
+
+def test_archived_mails_days_apart_thread_by_their_own_dates(
+    acme_email, django_capture_on_commit_callbacks
+):
+    first = deliver(
+        acme_email,
+        customer_mail(subject="洗碗机漏水", date=_on(2018, 3, 1)),
+        django_capture_on_commit_callbacks,
+    )
+    second = deliver(
+        acme_email,
+        customer_mail(subject="还在漏水", date=_on(2018, 3, 2)),
+        django_capture_on_commit_callbacks,
+    )
+    assert second.ticket == first.ticket
+    # A mail written today does not join a ticket whose conversation happened in 2018.
+    today = deliver(acme_email, customer_mail(subject="新问题"), django_capture_on_commit_callbacks)
+    assert today.ticket != first.ticket
+
+
+def test_reply_headers_and_ticket_tokens_thread_across_any_gap(
+    acme_email, django_capture_on_commit_callbacks
+):
+    old = deliver(
+        acme_email,
+        customer_mail(subject="保修", date=_on(2012), message_id="<warranty-2012@example.cn>"),
+        django_capture_on_commit_callbacks,
+    )
+    reply = deliver(
+        acme_email,
+        customer_mail(subject="Re: 保修", date=_on(2018), in_reply_to="<warranty-2012@example.cn>"),
+        django_capture_on_commit_callbacks,
+    )
+    token = deliver(
+        acme_email,
+        customer_mail(subject=f"还是保修 [#{old.ticket.number}]", date=_on(2020)),
+        django_capture_on_commit_callbacks,
+    )
+    assert reply.ticket == old.ticket == token.ticket

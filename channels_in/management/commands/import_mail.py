@@ -16,7 +16,7 @@ from tqdm import tqdm
 from channels_in import mail_archive
 from channels_in.base import AdapterError
 from channels_in.models import ChannelAccount, RawInbound
-from channels_in.pipeline import process_raw, store_raw
+from channels_in.pipeline import process_raw, store_raw, store_undeliverable
 from helpdesk import tenancy
 from helpdesk.models import Tenant
 from tickets.models import Channel
@@ -110,7 +110,14 @@ class Command(BaseCommand):
                 account=account, payload=item.payload, source=RawInbound.Source.IMPORT
             )
         except AdapterError as exc:
-            tally.failures.append(f"{item.origin}: {exc.message}")
+            # Kept all the same, as IMAP polling does: visible under Inbound, to file or discard.
+            raw = store_undeliverable(
+                account=account,
+                payload=item.payload,
+                source=RawInbound.Source.IMPORT,
+                error=f"{item.origin}: {exc.message}",
+            )
+            tally.failures.append(f"{item.origin} (raw #{raw.pk}): {exc.message}")
             return
         if not created and raw.state != State.FAILED:
             tally.duplicate += 1

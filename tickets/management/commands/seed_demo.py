@@ -6,7 +6,9 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -15,9 +17,21 @@ from channels_in.models import ChannelAccount, Mailbox
 from helpdesk import tenancy
 from helpdesk.models import Membership, Role, Tenant
 from tickets import services
-from tickets.models import Channel, Group, IdentityKind, Message, Order, OrderLine, Ticket
+from tickets.assignment import route_new_ticket
+from tickets.models import (
+    Channel,
+    Group,
+    GroupMember,
+    IdentityKind,
+    Message,
+    Order,
+    OrderLine,
+    Ticket,
+)
 
 DEMO_PASSWORD = "helpdesk-demo"
+# The platform operator: a superuser who sees every merchant and the admin.
+OPERATOR_USERNAME = "operator"
 
 MERCHANTS: list[dict[str, Any]] = [
     {
@@ -34,6 +48,8 @@ MERCHANTS: list[dict[str, Any]] = [
             ("acme-agent-zhou", Role.AGENT, "Zhou Agent 周客服"),
         ],
         "groups": ["售前 Pre-sales", "售后 After-sales"],
+        # New tickets land here and the merchant's agents are its members.
+        "default_group": "售后 After-sales",
         "customers": [
             ("李伟", "li.wei@example.cn", "+8613800138000", None),
             ("王芳", "wangfang@example.cn", None, "oWx_demo_openid_wangfang"),
@@ -97,6 +113,7 @@ MERCHANTS: list[dict[str, Any]] = [
             ("globex-agent", Role.AGENT, "Alex Agent"),
         ],
         "groups": ["Support"],
+        "default_group": "Support",
         "customers": [
             ("James Wilson", "james.wilson@example.com", "+12025550143", None),
             ("刘洋", "liu.yang@example.com", None, None),
@@ -130,9 +147,48 @@ class Command(BaseCommand):
         logins = []
         for spec in MERCHANTS:
             logins += self.seed_merchant(spec)
+        operator = self.seed_operator()
         self.stdout.write(self.style.SUCCESS("Demo data is ready. Sign in at /login/ with:"))
         for username, tenant, role in logins:
             self.stdout.write(f"  {username:<20} {DEMO_PASSWORD}   ({role} of {tenant})")
+        if operator.is_superuser:
+            self.stdout.write(
+                f"  {operator.username:<20} {DEMO_PASSWORD}   "
+                "(platform operator: every merchant, and /admin/)"
+            )
+        else:  # someone made an ordinary "operator" account; never promote it behind their back
+            self.stdout.write(
+                self.style.WARNING(f"  {operator.username!r} exists and is not a superuser")
+            )
+        self.stdout.write("Default groups (new tickets land there):")
+        for spec in MERCHANTS:
+            tenant = Tenant.objects.get(slug=spec["slug"])
+            with tenancy.activate(tenant):
+                group = Group.objects.filter(is_default=True).order_by("pk").first()
+                members = (
+                    ", ".join(group.members.order_by("username").values_list("username", flat=True))
+                    if group
+                    else ""
+                )
+            self.stdout.write(f"  {tenant.name}: {group or '-'} ({members or 'no members'})")
+        if settings.EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend":
+            self.stdout.write(
+                f"Outgoing mail is written to {settings.EMAIL_FILE_PATH}; read it at /dev/outbox/."
+            )
+
+    def seed_operator(self) -> AbstractUser:
+        operator, created = get_user_model().objects.get_or_create(
+            username=OPERATOR_USERNAME,
+            defaults={
+                "email": "operator@helpdesk.example",
+                "is_staff": True,
+                "is_superuser": True,
+            },
+        )
+        if created:
+            operator.set_password(DEMO_PASSWORD)
+            operator.save()
+        return operator
 
     @transaction.atomic
     def seed_merchant(self, spec: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -147,6 +203,7 @@ class Command(BaseCommand):
             },
         )
         users = {}
+        agents: list[AbstractUser] = []
         logins = []
         for username, role, display in spec["people"]:
             user, created = get_user_model().objects.get_or_create(
@@ -159,14 +216,25 @@ class Command(BaseCommand):
                 tenant=tenant, user=user, defaults={"role": role, "display_name": display}
             )
             users[role] = users.get(role) or user
+            if role == Role.AGENT:
+                agents.append(user)
             logins.append((username, tenant.name, role.label))
         with tenancy.activate(tenant):
+            self.seed_default_group(spec, agents)
             self.seed_tenant_data(tenant, spec, users)
         return logins
 
-    def seed_tenant_data(self, tenant: Tenant, spec: dict[str, Any], users: dict) -> None:
+    def seed_default_group(self, spec: dict[str, Any], agents: list[AbstractUser]) -> None:
         for name in spec["groups"]:
             Group.objects.get_or_create(name=name)
+        group = Group.objects.filter(is_default=True).order_by("pk").first()
+        if group is None:  # else the merchant already chose a default, and keeps it
+            group = Group.objects.get(name=spec["default_group"])
+            Group.objects.filter(pk=group.pk).update(is_default=True)
+        for agent in agents:
+            GroupMember.objects.get_or_create(group=group, user=agent)
+
+    def seed_tenant_data(self, tenant: Tenant, spec: dict[str, Any], users: dict) -> None:
         account, _ = ChannelAccount.objects.get_or_create(
             kind=Channel.EMAIL, name="Support mailbox"
         )
@@ -218,6 +286,7 @@ class Command(BaseCommand):
                 channel=channel,
                 order=order,
             )
+            route_new_ticket(ticket=ticket)
             Message.objects.create(
                 ticket=ticket,
                 direction=Message.Direction.INBOUND,
