@@ -11,9 +11,10 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from helpdesk.errors import HelpdeskError
 from helpdesk.tenancy import require_tenant
 from tickets import selectors, services
-from tickets.models import Attachment, Message, Ticket
+from tickets.models import Attachment, Channel, Message, Ticket
 
 
 def tenant_required(view):  # type: ignore[no-untyped-def]
@@ -53,6 +54,18 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def reply_to(ticket: Ticket) -> str:
+    """The address an email reply would go to, or "" when the customer left none."""
+    from channels_in.outbound import reply_address
+
+    if ticket.channel != Channel.EMAIL:
+        return ""
+    try:
+        return reply_address(ticket)
+    except HelpdeskError:
+        return ""
+
+
 @tenant_required
 def ticket_detail(request: HttpRequest, number: int) -> HttpResponse:
     ticket = selectors.access_ticket(agent=request.user, number=number)
@@ -65,6 +78,7 @@ def ticket_detail(request: HttpRequest, number: int) -> HttpResponse:
             "customer_tickets": selectors.customer_history(ticket=ticket),
             "statuses": Ticket.Status.choices,
             "allowed_statuses": services.ALLOWED_TRANSITIONS[ticket.status],
+            "reply_to": reply_to(ticket),
             "audit": services.AuditEvent.objects.filter(
                 object_type="ticket", object_id=str(ticket.pk)
             )[:20],

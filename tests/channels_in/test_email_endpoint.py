@@ -411,6 +411,8 @@ def test_admins_file_a_mail_without_sender_as_a_ticket_by_hand(acme_email, admin
         assert AuditEvent.objects.filter(action="inbound.filed_by_hand", actor=admin_zhao).exists()
     ticket_page = login(agent_li).get("/tickets/1/").content.decode()
     assert "no sender address" in ticket_page  # the agent sees why nobody can be answered
+    assert "left no address to reply to" in ticket_page
+    assert "Send reply" not in ticket_page
 
 
 def test_admins_file_an_ignored_automated_mail_when_it_was_a_customer_after_all(
