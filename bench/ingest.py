@@ -435,7 +435,7 @@ def _process_share(
 
 def measure_workers(
     slug: str, workers: int, *, messages: int, options: argparse.Namespace
-) -> tuple[Tenant, float, int]:
+) -> tuple[float, int]:
     """Messages per second (wall clock) of ``workers`` processes ingesting ``messages`` stored
     payloads of one fresh merchant, and how many failed. Every run gets the same mail."""
     tenant, account = bench_channel(slug)
@@ -469,7 +469,7 @@ def measure_workers(
     elapsed = time.perf_counter() - started
     if any(process.exitcode for process in processes):
         raise SystemExit(f"a worker process of the {workers}-worker run died")
-    return tenant, (len(raw_ids) / elapsed if elapsed else 0.0), failures.value
+    return (len(raw_ids) / elapsed if elapsed else 0.0), failures.value
 
 
 def delete_bench_data(tenant: Tenant) -> None:
@@ -535,16 +535,15 @@ def run(options: argparse.Namespace) -> dict[str, object]:
         statements = count_statements(account, mix)
 
     throughput: dict[str, float] = {}
-    worker_tenants = []
+    worker_counts = sorted({1, options.workers}) if options.workers else []
     worker_failed = 0
-    for workers in sorted({1, options.workers}) if options.workers else []:
-        worker_tenant, per_second, failed_here = measure_workers(
+    for workers in worker_counts if options.worker_messages else []:
+        per_second, failed_here = measure_workers(
             f"{slug}-w{workers}",
             workers,
             messages=options.worker_messages,
             options=options,
         )
-        worker_tenants.append(worker_tenant)
         worker_failed += failed_here
         noun = "worker" if workers == 1 else "workers"
         throughput[f"ingest_messages_per_second_{workers}_{noun}"] = round(per_second, 1)
@@ -552,7 +551,9 @@ def run(options: argparse.Namespace) -> dict[str, object]:
         throughput["ingest_workers_failed"] = worker_failed
 
     if options.cleanup:
-        for each in [tenant, *worker_tenants]:
+        # The worker runs' merchants too, also those of an earlier run given by --tenant.
+        worker_slugs = [f"{slug}-w{workers}" for workers in worker_counts]
+        for each in [tenant, *Tenant.objects.filter(slug__in=worker_slugs)]:
             delete_bench_data(each)
         if OWN_MEDIA_ROOT:
             shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
