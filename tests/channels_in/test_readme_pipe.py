@@ -46,9 +46,7 @@ def command_for(account, base_url: str, secret: str | None = None) -> str:
     return command.replace("SECRET", secret or account.inbound_secret).replace(DOCUMENTED_URL, url)
 
 
-def test_the_documented_pipe_command_delivers_a_mail_that_becomes_a_ticket(
-    live_server, acme_email
-):
+def test_the_documented_pipe_command_delivers_a_mail_that_becomes_a_ticket(live_server, acme_email):
     command = command_for(acme_email, live_server.url)
     # curl's --data-binary sends Content-Type: application/x-www-form-urlencoded.
     assert "--data-binary @-" in command and "Content-Type" not in command
