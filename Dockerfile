@@ -2,7 +2,8 @@
 #
 # Image for the helpdesk Django project.  One image serves every application
 # role in docker-compose.yml (migrate, web, worker, beat); only the command
-# differs.  The default command runs the ASGI app under uvicorn.
+# differs.  The default command runs the ASGI app under gunicorn with uvicorn
+# workers (docker/gunicorn.conf.py).
 
 FROM python:3.11-slim
 
@@ -19,12 +20,14 @@ RUN groupadd --system --gid 10001 app \
 
 WORKDIR /app
 
-# 1) Dependencies only.  pyproject.toml declares no packages of its own
-#    ([tool.setuptools] packages = []), so `pip install .` needs just the
-#    metadata files (README.md is the declared `readme`).  This layer is
+# 1) Dependencies only: the exact versions of requirements.lock (production dependencies; daphne
+#    and the test tools are in requirements-dev.lock), then the project itself without
+#    resolving again. pyproject.toml declares no packages of its own
+#    ([tool.setuptools] packages = []), so that needs just the metadata files. This layer is
 #    rebuilt only when they change, not on every source edit.
-COPY pyproject.toml README.md ./
-RUN pip install --no-cache-dir . \
+COPY pyproject.toml README.md requirements.lock ./
+RUN pip install --no-cache-dir -r requirements.lock \
+ && pip install --no-cache-dir --no-deps . \
  && rm -rf build ./*.egg-info
 
 # 2) Application source (filtered by .dockerignore).  Owned by root and only
@@ -51,6 +54,6 @@ USER 10001:10001
 
 EXPOSE 8000
 
-# --proxy-headers: honour X-Forwarded-Proto/For, but only from the addresses
-# in FORWARDED_ALLOW_IPS (uvicorn's default: 127.0.0.1).
-CMD ["uvicorn", "helpdesk.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+# Several uvicorn worker processes (WEB_CONCURRENCY, default 2 x CPUs + 1,
+# capped); X-Forwarded-* honoured only from FORWARDED_ALLOW_IPS (127.0.0.1).
+CMD ["gunicorn", "-c", "docker/gunicorn.conf.py", "helpdesk.asgi:application"]

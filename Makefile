@@ -8,23 +8,35 @@ PG_HOST ?= 127.0.0.1
 PG_PORT ?= 5432
 PG_SUPERUSER ?= postgres
 APP_ROLE ?= helpdesk_app
+OWNER_ROLE ?= helpdesk_owner
 
-# The suite runs as the app's own role: not superuser, not BYPASSRLS, so row-level security binds.
+# The suite runs as the app's own role: not superuser, not BYPASSRLS, not the tables' owner, so
+# row-level security binds and policies cannot be changed. The owner creates and migrates the
+# test database (DATABASE_MIGRATE_URL; tests/conftest.py).
 TEST_ENV := DJANGO_SECRET_KEY=test-secret-key DJANGO_DEBUG=false DJANGO_SECURE_COOKIES=false \
 	DJANGO_SECURE_SSL_REDIRECT=false \
 	DATABASE_URL=postgres://$(APP_ROLE)@$(PG_HOST):$(PG_PORT)/helpdesk \
+	DATABASE_MIGRATE_URL=postgres://$(OWNER_ROLE)@$(PG_HOST):$(PG_PORT)/helpdesk \
 	REDIS_URL=redis://127.0.0.1:6379/15 CELERY_TASK_ALWAYS_EAGER=true \
 	HELPDESK_FERNET_KEYS=tCyP9ObJKmX3o6ghLqXbhpYl5ohhHYAygCfPFsUaNsE=
 
 DEV_ENV := DJANGO_DEBUG=true
 
-.PHONY: run test lint format install db-role bench clean
+.PHONY: run test lint format install lock db-role bench clean
 
-$(STAMP): pyproject.toml
+# Installs the exact versions of requirements-dev.lock (the tested combination), then the
+# project itself without resolving anything again.
+$(STAMP): pyproject.toml requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $(STAMP)
+
+# After changing dependencies in pyproject.toml: pin them again (commit both files).
+LOCK_FLAGS := --quiet --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe
+lock: $(STAMP)
+	$(BIN)/pip-compile $(LOCK_FLAGS) -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile $(LOCK_FLAGS) --extra dev -o requirements-dev.lock pyproject.toml
 
 install: $(STAMP)
 
@@ -33,11 +45,12 @@ run: $(STAMP)
 	$(DEV_ENV) $(BIN)/python manage.py seed_demo
 	$(DEV_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
 
+# The owner and app roles and the `helpdesk` database (the same script docker compose runs).
 db-role:
-	@psql -h $(PG_HOST) -p $(PG_PORT) -U $(PG_SUPERUSER) -d postgres -tAc \
-		"SELECT 1 FROM pg_roles WHERE rolname = '$(APP_ROLE)'" | grep -q 1 || \
-	psql -h $(PG_HOST) -p $(PG_PORT) -U $(PG_SUPERUSER) -d postgres -qc \
-		"CREATE ROLE $(APP_ROLE) LOGIN CREATEDB NOSUPERUSER NOBYPASSRLS PASSWORD 'helpdesk'"
+	@psql -h $(PG_HOST) -p $(PG_PORT) -U $(PG_SUPERUSER) -d postgres -qAt \
+		-v owner_role=$(OWNER_ROLE) -v owner_password=helpdesk \
+		-v app_role=$(APP_ROLE) -v app_password=helpdesk \
+		-v database=helpdesk -f docker/db-roles.sql >/dev/null
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -52,9 +65,6 @@ test: $(STAMP) lint db-role
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) db-role
-	@psql -h $(PG_HOST) -p $(PG_PORT) -U $(PG_SUPERUSER) -d postgres -tAc \
-		"SELECT 1 FROM pg_database WHERE datname = 'helpdesk'" | grep -q 1 || \
-	createdb -h $(PG_HOST) -p $(PG_PORT) -U $(APP_ROLE) helpdesk
 	$(TEST_ENV) $(BIN)/python manage.py migrate --noinput -v0
 	$(TEST_ENV) REDIS_URL=redis://127.0.0.1:6379/14 $(BIN)/python bench/ingest.py $(BENCH_ARGS)
 

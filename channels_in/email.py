@@ -7,14 +7,20 @@ adapter the pipeline sees.
 from __future__ import annotations
 
 import hashlib
+import logging
 import smtplib
+import socket
+from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from email.utils import formataddr
+from email.utils import formataddr, parseaddr
+from typing import TYPE_CHECKING, Any
 
+import dkim
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
+from django.core.mail.backends.smtp import EmailBackend as SMTPEmailBackend
 from django.utils.translation import gettext as _
 
 from channels_in.base import Adapter, AdapterError, InboundMessage, OutboundReply
@@ -22,6 +28,14 @@ from channels_in.crypto import decrypt_secret
 from channels_in.mail import parse_mail
 from channels_in.mail.framing import frame_mail
 from channels_in.mail.headers import collapse, decode_header_bytes, parse_from, raw_header
+from helpdesk import egress
+from helpdesk.errors import EgressRefused
+
+if TYPE_CHECKING:
+    from channels_in.models import Mailbox
+    from helpdesk.models import Tenant
+
+logger = logging.getLogger(__name__)
 
 
 def delivery_id_of_mail(payload: bytes) -> str:
@@ -83,18 +97,36 @@ class EmailAdapter(Adapter):
             headers["In-Reply-To"] = f"<{thread[-1]}>"
             headers["References"] = " ".join(f"<{ref}>" for ref in thread)
         headers["X-Helpdesk-Ticket"] = str(message.ticket.number)
-        email = EmailMultiAlternatives(
+        sender = reply_sender(mailbox=mailbox, tenant=self.account.tenant)
+        email = DkimSignedEmail(
             subject=reply.subject,
             body=reply.text,
-            from_email=formataddr((mailbox.from_name or self.account.tenant.name, mailbox.address)),
+            from_email=sender.from_email,
             to=[reply.to],
+            reply_to=[sender.reply_to] if sender.reply_to else None,
             headers=headers,
             connection=self._connection(),
+            dkim_domain=sender.dkim_domain,
         )
         if reply.html:
             email.attach_alternative(reply.html, "text/html")
         try:
             email.send(fail_silently=False)
+        except EgressRefused as exc:
+            # The merchant's server name points somewhere the platform must not go: every
+            # reply would be refused alike, so the channel pauses until an admin fixes it.
+            raise ChannelRefused(
+                _("SMTP delivery failed: %(reason)s") % {"reason": exc.message}
+            ) from exc
+        except dkim.DKIMException as exc:
+            raise AdapterError(
+                _(
+                    "SMTP delivery failed: the helpdesk could not sign the reply for "
+                    "%(domain)s; the platform operator can look up reference %(reference)s"
+                )
+                % {"domain": sender.dkim_domain, "reference": _log_dkim_failure(exc)},
+                permanent=True,
+            ) from exc
         except (OSError, ValueError) as exc:  # smtplib's errors are OSErrors
             raise smtp_failure(exc, server=self._server()) from exc
         return message.external_id
@@ -109,9 +141,10 @@ class EmailAdapter(Adapter):
     def _connection(self) -> BaseEmailBackend:
         mailbox = self.account.mailbox
         if not mailbox.smtp_host:
+            # The platform relay: the operator configured it, so it is not a merchant's
+            # destination and the egress guard does not apply.
             return get_connection(fail_silently=False)
-        return get_connection(
-            "django.core.mail.backends.smtp.EmailBackend",
+        return GuardedEmailBackend(
             host=mailbox.smtp_host,
             port=mailbox.smtp_port,
             username=mailbox.smtp_username or None,
@@ -121,6 +154,117 @@ class EmailAdapter(Adapter):
             timeout=30,
             fail_silently=False,
         )
+
+
+def validate_mailbox_hosts(mailbox: Mailbox) -> None:
+    """Refuse, with ``EgressRefused``, a mailbox whose IMAP or SMTP server is not a public
+    address on a mail port; the settings pages call this before saving. ``extra["field"]``
+    names the mailbox field at fault."""
+    for purpose, host, port in (
+        ("imap", mailbox.imap_host, mailbox.imap_port),
+        ("smtp", mailbox.smtp_host, mailbox.smtp_port),
+    ):
+        if not host:
+            continue
+        try:
+            egress.check_destination(host, port, purpose=purpose)
+        except EgressRefused as exc:
+            exc.extra["field"] = f"{purpose}_{exc.extra.get('field', 'host')}"
+            raise
+
+
+# Sending through the merchant's server ------------------------------------------------------
+
+
+class _ToVettedAddress:
+    """For smtplib's clients: open the socket to the address the egress guard vetted, just now,
+    while ``self._host`` keeps the name for STARTTLS/SSL's server name and certificate check."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        address = egress.connect_address(host, port, purpose="smtp")
+        return super()._get_socket(address, port, timeout)  # type: ignore[misc]
+
+
+class GuardedSMTP(_ToVettedAddress, smtplib.SMTP):
+    """``smtplib.SMTP`` that connects only where the egress guard allows."""
+
+
+class GuardedSMTP_SSL(_ToVettedAddress, smtplib.SMTP_SSL):
+    """``smtplib.SMTP_SSL`` that connects only where the egress guard allows."""
+
+
+class GuardedEmailBackend(SMTPEmailBackend):
+    """Django's SMTP backend for a merchant's own server, through the egress guard."""
+
+    @property
+    def connection_class(self) -> type[smtplib.SMTP]:
+        return GuardedSMTP_SSL if self.use_ssl else GuardedSMTP
+
+
+# Who a reply is From --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplySender:
+    from_email: str
+    reply_to: str = ""
+    # Set when the platform relay signs the reply for the merchant's domain.
+    dkim_domain: str = ""
+
+
+def reply_sender(*, mailbox: Mailbox, tenant: Tenant) -> ReplySender:
+    """Who a reply is From: the merchant's address only where the mail will pass DMARC for it.
+
+    Through the merchant's own SMTP server (it authenticates the sender), or through the
+    platform relay for a domain whose DKIM key the relay signs with and the merchant has
+    published. Otherwise From the platform's address in the merchant's name, with Reply-To the
+    merchant's address, so the customer's answer still reaches the merchant.
+    """
+    name = mailbox.from_name or tenant.name
+    merchant = formataddr((name, mailbox.address))
+    if mailbox.smtp_host:
+        return ReplySender(from_email=merchant)
+    domain = mailbox.address.rsplit("@", 1)[-1].lower()
+    if domain in settings.HELPDESK_RELAY_DKIM_DOMAINS:
+        return ReplySender(from_email=merchant, dkim_domain=domain)
+    platform_name, platform_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    platform = platform_name or platform_address.rsplit("@", 1)[-1]
+    # "X via Y", as mailing lists and Google Groups show a sender they cannot send as.
+    return ReplySender(
+        from_email=formataddr((f"{name} via {platform}", platform_address)), reply_to=merchant
+    )
+
+
+class DkimSignedEmail(EmailMultiAlternatives):
+    """A mail that, given ``dkim_domain``, carries the platform relay's DKIM signature for that
+    domain; without one it is an ordinary mail."""
+
+    def __init__(self, *args: Any, dkim_domain: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dkim_domain = dkim_domain
+
+    def message(self, *args: Any, **kwargs: Any) -> Any:
+        mime = super().message(*args, **kwargs)
+        if not self.dkim_domain:
+            return mime
+        signature = dkim.sign(
+            mime.as_bytes(linesep="\r\n"),
+            settings.HELPDESK_RELAY_DKIM_SELECTOR.encode("ascii"),
+            self.dkim_domain.encode("ascii"),
+            settings.HELPDESK_RELAY_DKIM_PRIVATE_KEY.encode("ascii"),
+            # Relaxed: the backend serialises the mail again and may fold headers differently.
+            canonicalize=(b"relaxed", b"relaxed"),
+        )
+        name, _colon, value = signature.decode("ascii").partition(":")
+        # Django refuses line breaks in a header; unfolding is invisible to relaxed checking.
+        mime[name] = " ".join(value.split())
+        return mime
+
+
+def _log_dkim_failure(exc: Exception) -> str:
+    reference = egress.new_reference()
+    logger.error("DKIM %s: signing a reply failed: %s", reference, exc)
+    return reference
 
 
 class ChannelRefused(AdapterError):
@@ -170,7 +314,11 @@ def smtp_failure(error: Exception, *, server: str) -> AdapterError:
             )
             % {"server": server, "reason": error}
         )
-    if isinstance(error, smtplib.SMTPResponseException):
+    if isinstance(error, smtplib.SMTPResponseException) and not isinstance(
+        # A greeting that is not 220 may be whatever else listens there (a banner): not shown.
+        error,
+        smtplib.SMTPConnectError,
+    ):
         reason = _smtp_reason(error.smtp_code, error.smtp_error)
         if _is_permanent(error.smtp_code):
             return AdapterError(
@@ -189,10 +337,17 @@ def smtp_failure(error: Exception, *, server: str) -> AdapterError:
             % {"reason": error},
             permanent=True,
         )
-    # Connection refused, a timeout, a dropped connection, a TLS handshake that broke off.
+    # Connection refused, a timeout, a dropped connection, a TLS handshake that broke off: told
+    # alike, with a reference to the log, so the errors cannot map what listens where.
     return AdapterError(
-        _("SMTP delivery failed: cannot reach the mail server %(server)s: %(reason)s")
-        % {"server": server, "reason": str(error) or type(error).__name__}
+        _("SMTP delivery failed: %(reason)s")
+        % {
+            "reason": egress.merchant_safe_error(
+                error,
+                what=_("the mail server %(server)s") % {"server": server},
+                destination=f"smtp {server}",
+            )
+        }
     )
 
 

@@ -10,20 +10,25 @@ deduplication turns into a no-op).
 from __future__ import annotations
 
 import contextlib
+import imaplib
 import logging
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from imapclient import IMAPClient
+from django.utils.translation import gettext as _
+from imapclient import IMAPClient, imap4, tls
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from channels_in import pipeline
 from channels_in.base import AdapterError
 from channels_in.crypto import decrypt_secret
 from channels_in.models import ChannelAccount, Mailbox, RawInbound
+from helpdesk import egress
+from helpdesk.errors import EgressRefused
 
 logger = logging.getLogger(__name__)
 
@@ -66,14 +71,28 @@ def _poll_folder(mailbox: Mailbox) -> int:
     password = decrypt_secret(mailbox.imap_password_encrypted)
     where = f"{mailbox.imap_username}@{mailbox.imap_host}:{mailbox.imap_port}"
     try:
-        client = IMAPClient(
+        client = GuardedIMAPClient(
             mailbox.imap_host,
             port=mailbox.imap_port,
             ssl=mailbox.imap_use_ssl,
             timeout=TIMEOUT_SECONDS,
         )
-    except (OSError, IMAPClientError) as exc:
-        raise AdapterError(f"Cannot reach the IMAP server {where}: {_describe(exc)}") from exc
+    except EgressRefused as exc:
+        # Every poll would be refused alike: pause until an admin fixes the server name.
+        raise AdapterError(
+            _("IMAP polling failed: %(reason)s") % {"reason": exc.message}, permanent=True
+        ) from exc
+    except (OSError, IMAPClientError, imaplib.IMAP4.error) as exc:
+        # Refused, timed out, or something that is not an IMAP server answered (its greeting
+        # would be a banner): all told alike, with a reference to the log.
+        raise AdapterError(
+            egress.merchant_safe_error(
+                exc,
+                what=_("the IMAP server %(server)s")
+                % {"server": f"{mailbox.imap_host}:{mailbox.imap_port}"},
+                destination=f"imap {where}",
+            )
+        ) from exc
     try:
         try:
             client.login(mailbox.imap_username, password)
@@ -83,12 +102,57 @@ def _poll_folder(mailbox: Mailbox) -> int:
                 permanent=True,
             ) from exc
         return _fetch_new_mail(client, mailbox)
-    except (OSError, IMAPClientError) as exc:
+    except OSError as exc:
+        raise AdapterError(
+            egress.merchant_safe_error(
+                exc,
+                what=_("the IMAP server %(server)s")
+                % {"server": f"{mailbox.imap_host}:{mailbox.imap_port}"},
+                destination=f"imap {where} folder {mailbox.imap_folder!r}",
+            )
+        ) from exc
+    except IMAPClientError as exc:
+        # Past the login the server's own words (a missing folder, say) are safe to show.
         raise AdapterError(
             f"IMAP polling of {where} folder {mailbox.imap_folder!r} failed: {_describe(exc)}"
         ) from exc
     finally:
         _close(client)
+
+
+class _GuardedIMAP4(imap4.IMAP4WithTimeout):
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        return egress.open_connection(
+            self.host,
+            self.port,
+            purpose="imap",
+            timeout=timeout if timeout is not None else self._timeout,
+        )
+
+
+class _GuardedIMAP4_TLS(tls.IMAP4_TLS):
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        sock = egress.open_connection(
+            self.host,
+            self.port,
+            purpose="imap",
+            timeout=timeout if timeout is not None else self._timeout,
+        )
+        # The certificate is checked against the name the merchant typed, not the address.
+        return tls.wrap_socket(sock, self.ssl_context, self.host)
+
+
+class GuardedIMAPClient(IMAPClient):
+    """``IMAPClient`` that connects only where the egress guard allows, to the address it
+    vetted at connect time, with TLS still checking the server's name."""
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:
+        if self.stream:
+            raise ValueError("a command stream is not a server: the egress guard cannot vet it")
+        connect_timeout = getattr(self._timeout, "connect", None)
+        if self.ssl:
+            return _GuardedIMAP4_TLS(self.host, self.port, self.ssl_context, connect_timeout)
+        return _GuardedIMAP4(self.host, self.port, connect_timeout)
 
 
 def _fetch_new_mail(client: IMAPClient, mailbox: Mailbox) -> int:

@@ -25,6 +25,9 @@ class ChannelAccount(TenantOwned):
     is_active = models.BooleanField(default=True)
     # Authenticates the provider posting to our inbound endpoint.
     inbound_secret = models.CharField(max_length=64, default=new_inbound_secret)
+    # After a rotation the old secret keeps working until the merchant's forwarder is updated.
+    previous_inbound_secret = models.CharField(max_length=64, blank=True)
+    previous_secret_valid_until = models.DateTimeField(null=True, blank=True)
     # Set when the channel fails in a way retrying cannot fix; an admin sees why.
     paused = models.BooleanField(default=False)
     last_error = models.TextField(blank=True)

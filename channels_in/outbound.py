@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import timedelta
-from typing import Any
 
 from django.db import transaction
 from django.db.models import F
@@ -17,6 +16,7 @@ from channels_in.base import AdapterError, OutboundReply
 from channels_in.models import ChannelAccount
 from helpdesk import realtime
 from helpdesk.errors import BadInput
+from helpdesk.permissions import ActingAgent, require_ticket_in_reach
 from tickets import services
 from tickets.models import IdentityKind, Message, Ticket
 
@@ -80,15 +80,17 @@ def reply_subject(ticket: Ticket) -> str:
 
 
 def send_reply(
-    *, actor: Any, ticket: Ticket, text: str, status: str = Ticket.Status.PENDING
+    *, acting_agent: ActingAgent, ticket: Ticket, text: str, status: str = Ticket.Status.PENDING
 ) -> Message:
-    """Reply to the customer on the ticket's channel; delivery happens after commit, with retries.
+    """Reply to the customer on a ticket in reach, on its channel; delivery happens after
+    commit, with retries.
 
     The ticket takes ``status`` once the reply is sent: a reply that never reached the customer
     does not leave the ticket waiting for them.
     """
     from channels_in.tasks import deliver_message
 
+    require_ticket_in_reach(acting_agent, ticket)
     text = (text or "").strip()
     if not text:
         raise BadInput(_("A reply needs some text"), field="text")
@@ -109,7 +111,7 @@ def send_reply(
             ticket=ticket,
             direction=Message.Direction.OUTBOUND,
             channel=ticket.channel,
-            author_user=actor,
+            author_user=acting_agent.user,
             subject=reply_subject(ticket),
             body_text=text,
             full_text=text,
@@ -125,7 +127,7 @@ def send_reply(
                 "status_when_written": ticket.status,
             },
         )
-        services.record_audit(actor=actor, action="message.reply_queued", obj=message)
+        services.record_audit(actor=acting_agent, action="message.reply_queued", obj=message)
         Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
         transaction.on_commit(lambda: deliver_message.delay(ticket.tenant_id, message.pk))
     return message
@@ -254,11 +256,12 @@ def _announce(message: Message, event: str) -> None:
     realtime.publish_after_commit(message.tenant_id, event, {"ticket": message.ticket.number})
 
 
-def resend(*, actor: Any, message: Message) -> Message:
-    """An agent sends again a reply that failed, or that has been stuck sending (its worker
-    died mid-send) for longer than a send can take."""
+def resend(*, acting_agent: ActingAgent, message: Message) -> Message:
+    """An agent who may work the ticket sends again a reply that failed, or that has been stuck
+    sending (its worker died mid-send) for longer than a send can take."""
     from channels_in.tasks import deliver_message
 
+    require_ticket_in_reach(acting_agent, message.ticket)
     if message.direction != Message.Direction.OUTBOUND or not message.can_be_resent:
         raise BadInput(_("Only a failed reply can be sent again"))
     with transaction.atomic():
@@ -271,19 +274,21 @@ def resend(*, actor: Any, message: Message) -> Message:
         )
         if resent != 1:
             return message
-        services.record_audit(actor=actor, action="message.resent", obj=message)
+        services.record_audit(actor=acting_agent, action="message.resent", obj=message)
         transaction.on_commit(lambda: deliver_message.delay(message.tenant_id, message.pk))
     return message
 
 
-def send_now(*, actor: Any, message: Message) -> Message:
-    """An agent sends a retrying reply now rather than at its next scheduled try.
+def send_now(*, acting_agent: ActingAgent, message: Message) -> Message:
+    """An agent who may work the ticket sends a retrying reply now rather than at its next
+    scheduled try.
 
     The scheduled try is not revoked: when it comes, the reply has been tried since, so it
     does nothing (``deliver``'s ``after_attempt``), and the reply is sent once.
     """
     from channels_in.tasks import deliver_message
 
+    require_ticket_in_reach(acting_agent, message.ticket)
     if message.direction != Message.Direction.OUTBOUND or (
         message.delivery_state != Delivery.QUEUED
     ):
@@ -294,6 +299,6 @@ def send_now(*, actor: Any, message: Message) -> Message:
         ).update(delivery_next_attempt_at=None, delivery_changed_at=timezone.now())
         if hastened != 1:
             return message  # a second click, or a try already under way
-        services.record_audit(actor=actor, action="message.sent_now", obj=message)
+        services.record_audit(actor=acting_agent, action="message.sent_now", obj=message)
         transaction.on_commit(lambda: deliver_message.delay(message.tenant_id, message.pk))
     return message

@@ -12,6 +12,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
+import structlog
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
@@ -28,6 +29,7 @@ from channels_in.mail.charsets import decode_bytes
 from channels_in.models import ChannelAccount, RawInbound
 from helpdesk import realtime
 from helpdesk.errors import BadInput
+from helpdesk.permissions import SYSTEM, ActingAgent, Actor, Capability, require
 from helpdesk.tenancy import require_tenant
 from tickets import services
 from tickets.assignment import group_for_new_ticket
@@ -181,7 +183,7 @@ def mark_failed(raw_id: int, error: str) -> None:
 
 
 def process_raw(
-    raw_id: int, *, file_anyway: bool = False, actor: object = None
+    raw_id: int, *, file_anyway: bool = False, acting_agent: Actor = SYSTEM
 ) -> RawInbound | None:
     """Turn one stored payload into messages on tickets.
 
@@ -193,10 +195,13 @@ def process_raw(
     A payload that cannot be processed is kept as failed with its error; a transient error is
     re-raised so the task retries it. Returns None when the payload was not ours to process
     (another worker holds it, or it is done). ``file_anyway`` (an admin's decision) files a
-    message the pipeline would ignore or cannot attribute to a sender.
+    message the pipeline would ignore or cannot attribute to a sender; ``acting_agent`` is that
+    admin (checked by ``file_inbound_anyway``), else the helpdesk itself.
     """
     claimable = [State.RECEIVED, State.FAILED] + ([State.IGNORED] if file_anyway else [])
     files = AttachmentFiles()
+    # Every log line written while this payload is processed names it (helpdesk/logging.py).
+    bound = structlog.contextvars.bind_contextvars(raw_inbound_id=raw_id)
     try:
         with transaction.atomic():
             raw = (
@@ -240,7 +245,7 @@ def process_raw(
             )
             if file_anyway:
                 services.record_audit(
-                    actor=actor,
+                    actor=acting_agent,
                     action="inbound.filed_by_hand",
                     obj=raw,
                     changes={"ticket": [None, first.ticket.number if first.ticket else None]},
@@ -261,6 +266,8 @@ def process_raw(
         logger.exception("inbound %s failed", raw_id)
         mark_failed(raw_id, f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        structlog.contextvars.reset_contextvars(**bound)
     return raw
 
 
@@ -295,17 +302,19 @@ def parse_payload(raw: RawInbound, *, file_anyway: bool) -> list[InboundMessage]
     ]
 
 
-def retry_inbound(*, actor: object, raw: RawInbound) -> RawInbound:
+def retry_inbound(*, acting_agent: ActingAgent, raw: RawInbound) -> RawInbound:
     """An admin sends a failed payload through the pipeline again."""
+    require(acting_agent, Capability.MANAGE_CHANNELS)
     if raw.state != State.FAILED:
         raise BadInput(_("Only failed messages can be retried"), state=raw.state)
-    services.record_audit(actor=actor, action="inbound.retried", obj=raw)
+    services.record_audit(actor=acting_agent, action="inbound.retried", obj=raw)
     enqueue(raw.tenant_id, raw.pk)
     return raw
 
 
-def discard_inbound(*, actor: object, raw: RawInbound, reason: str = "") -> RawInbound:
+def discard_inbound(*, acting_agent: ActingAgent, raw: RawInbound, reason: str = "") -> RawInbound:
     """An admin decides a failed or ignored payload needs no ticket. The bytes are kept."""
+    require(acting_agent, Capability.MANAGE_CHANNELS)
     with transaction.atomic():
         raw.refresh_from_db(
             from_queryset=RawInbound.objects.select_for_update().defer("payload"),
@@ -319,17 +328,21 @@ def discard_inbound(*, actor: object, raw: RawInbound, reason: str = "") -> RawI
         raw.state_changed_at = timezone.now()
         raw.save(update_fields=["state", "note", "state_changed_at"])
         services.record_audit(
-            actor=actor, action="inbound.discarded", obj=raw, changes={"state": [old, raw.state]}
+            actor=acting_agent,
+            action="inbound.discarded",
+            obj=raw,
+            changes={"state": [old, raw.state]},
         )
     return raw
 
 
-def file_inbound_anyway(*, actor: object, raw: RawInbound) -> RawInbound:
+def file_inbound_anyway(*, acting_agent: ActingAgent, raw: RawInbound) -> RawInbound:
     """An admin files a failed or ignored payload as a ticket all the same (audited)."""
+    require(acting_agent, Capability.MANAGE_CHANNELS)
     if raw.state not in {State.FAILED, State.IGNORED}:
         raise BadInput(_("Only failed or ignored messages can be filed by hand"), state=raw.state)
     held_because = raw.error or raw.note
-    result = process_raw(raw.pk, file_anyway=True, actor=actor)
+    result = process_raw(raw.pk, file_anyway=True, acting_agent=acting_agent)
     if result is None:
         raise BadInput(_("Another worker is processing this message right now"), state=raw.state)
     if result.state == State.FAILED:
@@ -337,7 +350,7 @@ def file_inbound_anyway(*, actor: object, raw: RawInbound) -> RawInbound:
     if result.ticket is not None and result.state == State.PROCESSED:
         # The agent who opens the ticket sees why it did not arrive on its own.
         services.add_note(
-            actor=actor,
+            acting_agent=acting_agent,
             ticket=result.ticket,
             text=_("Filed by hand from the Inbound page. It was held because: %(reason)s")
             % {"reason": held_because},
@@ -429,10 +442,12 @@ def ingest(
         )
     else:
         if order is not None and ticket.order_id is None:
-            services.link_order(actor=None, ticket=ticket, order=order)
+            services.link_order(acting_agent=SYSTEM, ticket=ticket, order=order)
         if ticket.status in {Ticket.Status.PENDING, Ticket.Status.SOLVED, Ticket.Status.ON_HOLD}:
             # The customer answered: the ticket needs an agent again.
-            services.change_ticket_status(actor=None, ticket=ticket, status=Ticket.Status.OPEN)
+            services.change_ticket_status(
+                acting_agent=SYSTEM, ticket=ticket, status=Ticket.Status.OPEN
+            )
 
     message = Message.objects.create(
         ticket=ticket,
@@ -461,7 +476,7 @@ def ingest(
     if attachments:
         Attachment.objects.bulk_create(attachments)
     if new_ticket:
-        services.number_ticket(actor=None, ticket=ticket)
+        services.number_ticket(acting_agent=SYSTEM, ticket=ticket)
     else:
         Ticket.objects.filter(pk=ticket.pk).update(
             last_customer_message_at=customer_wrote_at, updated_at=timezone.now()

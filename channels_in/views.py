@@ -14,6 +14,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
@@ -23,8 +24,9 @@ from channels_in import pipeline, services
 from channels_in.base import AdapterError
 from channels_in.mail.charsets import decode_bytes
 from channels_in.models import ChannelAccount, RawInbound
-from helpdesk import tenancy
+from helpdesk import tenancy, throttles
 from helpdesk.models import Tenant
+from helpdesk.permissions import ActingAgent, Capability, acting_agent_for_request, require
 from tickets.views import tenant_required
 
 RAW_FIELDS = ("message", "email", "body-mime", "mime")
@@ -49,6 +51,24 @@ def presented_secret(request: HttpRequest) -> str:
         except (ValueError, UnicodeDecodeError):
             return ""
     return ""
+
+
+def secret_accepted(account: ChannelAccount, presented: str) -> bool:
+    """The channel's secret, or the one it replaced while its grace period lasts.
+
+    Both comparisons always run, in constant time, so the answer's timing tells nothing about
+    which secret (if any) came close.
+    """
+    current = hmac.compare_digest(presented.encode(), account.inbound_secret.encode())
+    previous = hmac.compare_digest(
+        presented.encode(), (account.previous_inbound_secret or "").encode()
+    )
+    previous_valid = bool(
+        account.previous_inbound_secret
+        and account.previous_secret_valid_until
+        and account.previous_secret_valid_until > timezone.now()
+    )
+    return bool(presented) and (current or (previous and previous_valid))
 
 
 def raw_mail_from(request: HttpRequest) -> bytes:
@@ -85,15 +105,43 @@ def raw_mail_from(request: HttpRequest) -> bytes:
     return body
 
 
+def read_large_body(request: HttpRequest, *, max_bytes: int) -> bool:
+    """Read the whole body, up to ``max_bytes``, into ``request.body``; False past it.
+
+    ``request.body`` itself refuses anything above DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB, right
+    for every form of the site), and mail with attachments is often far larger: this endpoint
+    alone reads the stream itself, still bounded, even when no Content-Length was sent.
+    """
+    body = request.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        return False
+    # What HttpRequest.body would have stored: later reads (body, a multipart form) see it.
+    request._body = body
+    request._stream = BytesIO(body)
+    return True
+
+
 @csrf_exempt
 @require_POST
 def email_inbound(request: HttpRequest, tenant_slug: str, account_id: int) -> HttpResponse:
     """Accept one raw RFC 822 message for a merchant's email channel; 202 once it is stored."""
+    # Counted per channel before any database work, so a flood costs one Redis increment each.
+    # Senders retry on 429 (Postfix with the README's `curl -f || exit 75`, the providers on
+    # their own), so mail past the quota is late, not lost.
+    quota = throttles.take(
+        scope="inbound", subject=f"{tenant_slug}:{account_id}", rate=settings.HELPDESK_INBOUND_RATE
+    )
+    if not quota.allowed:
+        response = _error(429, "rate_limited", "Too many messages for this channel; retry later")
+        response["Retry-After"] = str(quota.retry_after_seconds)
+        return response
     try:
         declared_length = int(request.headers.get("Content-Length") or 0)
     except ValueError:
         return _error(400, "bad_length", "The Content-Length header is not a number")
-    if declared_length > settings.HELPDESK_INBOUND_MAX_BYTES:
+    if declared_length > settings.HELPDESK_INBOUND_MAX_BYTES or not read_large_body(
+        request, max_bytes=settings.HELPDESK_INBOUND_MAX_BYTES
+    ):
         return _error(413, "too_large", "The message is larger than this helpdesk accepts")
     tenant = Tenant.objects.filter(slug=tenant_slug, is_active=True).first()
     if tenant is None:
@@ -102,9 +150,7 @@ def email_inbound(request: HttpRequest, tenant_slug: str, account_id: int) -> Ht
         account = ChannelAccount.objects.filter(pk=account_id, kind="email").first()
         if account is None:
             raise Http404("No such channel")
-        if not hmac.compare_digest(
-            presented_secret(request).encode(), account.inbound_secret.encode()
-        ):
+        if not secret_accepted(account, presented_secret(request)):
             return _error(403, "bad_secret", "The channel secret is missing or wrong")
         payload = raw_mail_from(request)
         try:
@@ -119,16 +165,17 @@ def email_inbound(request: HttpRequest, tenant_slug: str, account_id: int) -> Ht
     )
 
 
-def _require_admin(request: HttpRequest) -> None:
-    membership = tenancy.membership_of(request)
-    if not (request.user.is_superuser or (membership and membership.is_admin)):
-        raise Http404("Not found")
+def _channel_manager(request: HttpRequest) -> ActingAgent:
+    """The person acting for this request, refused (403) unless their role manages channels."""
+    acting = acting_agent_for_request(request)
+    require(acting, Capability.MANAGE_CHANNELS)
+    return acting
 
 
 @tenant_required
 def inbound_log(request: HttpRequest) -> HttpResponse:
     """What arrived on the merchant's channels, failures first: for admins."""
-    _require_admin(request)
+    _channel_manager(request)
     state = request.GET.get("state", RawInbound.State.FAILED)
     rows = RawInbound.objects.select_related("account", "ticket").defer("payload")
     if state != "all":
@@ -151,16 +198,16 @@ def inbound_log(request: HttpRequest) -> HttpResponse:
 @require_POST
 @tenant_required
 def channel_resume(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_admin(request)
+    acting = _channel_manager(request)
     account = get_object_or_404(ChannelAccount, pk=pk)
-    services.resume_channel(actor=request.user, account=account)
+    services.resume_channel(acting_agent=acting, account=account)
     messages.success(request, _("The channel is running again."))
     return redirect("channels_in:log")
 
 
 @tenant_required
 def inbound_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_admin(request)
+    _channel_manager(request)
     raw = get_object_or_404(RawInbound.objects.select_related("account", "ticket"), pk=pk)
     # Raw mail is often GBK or Big5: decode it as the parser would, not blindly as UTF-8.
     preview = decode_bytes(bytes(raw.payload[:20000]))
@@ -170,9 +217,9 @@ def inbound_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @tenant_required
 def inbound_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_admin(request)
+    acting = _channel_manager(request)
     raw = get_object_or_404(RawInbound.objects.defer("payload"), pk=pk)
-    pipeline.retry_inbound(actor=request.user, raw=raw)
+    pipeline.retry_inbound(acting_agent=acting, raw=raw)
     raw.refresh_from_db(fields=["state", "error"])
     if raw.state == RawInbound.State.FAILED:
         messages.error(request, _("It failed again: %(error)s") % {"error": raw.error})
@@ -185,9 +232,9 @@ def inbound_retry(request: HttpRequest, pk: int) -> HttpResponse:
 @tenant_required
 def inbound_discard(request: HttpRequest, pk: int) -> HttpResponse:
     """A failed or ignored message needs no ticket: it leaves the list, its bytes stay."""
-    _require_admin(request)
+    acting = _channel_manager(request)
     raw = get_object_or_404(RawInbound.objects.defer("payload"), pk=pk)
-    pipeline.discard_inbound(actor=request.user, raw=raw, reason=request.POST.get("reason", ""))
+    pipeline.discard_inbound(acting_agent=acting, raw=raw, reason=request.POST.get("reason", ""))
     messages.success(request, _("The message was discarded."))
     return redirect("channels_in:detail", pk=raw.pk)
 
@@ -196,9 +243,9 @@ def inbound_discard(request: HttpRequest, pk: int) -> HttpResponse:
 @tenant_required
 def inbound_file(request: HttpRequest, pk: int) -> HttpResponse:
     """File a failed or ignored message as a ticket all the same."""
-    _require_admin(request)
+    acting = _channel_manager(request)
     raw = get_object_or_404(RawInbound.objects.defer("payload"), pk=pk)
-    raw = pipeline.file_inbound_anyway(actor=request.user, raw=raw)
+    raw = pipeline.file_inbound_anyway(acting_agent=acting, raw=raw)
     messages.success(
         request,
         _("Filed on ticket #%(number)s.") % {"number": raw.ticket.number if raw.ticket else "?"},

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from helpdesk.admin_base import is_platform_operator
 from helpdesk.models import ApiKey, Membership, Tenant
 
 
@@ -16,19 +17,19 @@ class PlatformAdmin(admin.ModelAdmin):
     model permissions a merchant's staff account was given."""
 
     def has_module_permission(self, request):  # type: ignore[no-untyped-def]
-        return request.user.is_active and request.user.is_superuser
+        return is_platform_operator(request.user)
 
     def has_view_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return request.user.is_active and request.user.is_superuser
+        return is_platform_operator(request.user)
 
     def has_add_permission(self, request):  # type: ignore[no-untyped-def]
-        return request.user.is_active and request.user.is_superuser
+        return is_platform_operator(request.user)
 
     def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return request.user.is_active and request.user.is_superuser
+        return is_platform_operator(request.user)
 
     def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return request.user.is_active and request.user.is_superuser
+        return is_platform_operator(request.user)
 
 
 @admin.register(Tenant)

@@ -1,7 +1,14 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
 from django.db.models.signals import post_migrate
+
+
+class PlatformAdminConfig(AdminConfig):
+    """Django's admin with our site as ``admin.site``: for platform operators only."""
+
+    default_site = "helpdesk.admin_base.PlatformAdminSite"
 
 
 class HelpdeskConfig(AppConfig):

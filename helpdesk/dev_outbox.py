@@ -34,6 +34,8 @@ class OutboxMail:
     date: datetime | None
     text: str
     file_name: str
+    # Replies the relay cannot send From the merchant carry the merchant's address here.
+    reply_to: str = ""
 
 
 def read_outbox(folder: Path, *, limit: int = MAX_SHOWN) -> list[OutboxMail]:
@@ -73,6 +75,7 @@ def parse_outbox_mail(raw: bytes, *, file_name: str) -> OutboxMail:
         date=getattr(date_header, "datetime", None),
         text=text,
         file_name=file_name,
+        reply_to=str(message["Reply-To"] or ""),
     )
 
 

@@ -47,6 +47,13 @@ class BadInput(HelpdeskError):
     status = 400
 
 
+class EgressRefused(BadInput):
+    """A server a merchant named is not one the platform connects to (an internal address, a
+    port that is not the service's). The message never says what is listening where."""
+
+    code = "egress_refused"
+
+
 class HelpdeskErrorMiddleware:
     """Pages: show the error as a message and go back; machines: JSON with the status."""
 
@@ -68,8 +75,14 @@ class HelpdeskErrorMiddleware:
             ):
                 messages.error(request, exc.message)
                 return HttpResponseRedirect(referer)
-            return render(request, "error.html", {"error": exc}, status=exc.status)
-        return JsonResponse(exc.as_dict(), status=exc.status)
+        return error_response(request, exc)
+
+
+def error_response(request: HttpRequest, exc: HelpdeskError) -> HttpResponse:
+    """The error as a page for browsers (they ask for HTML), as JSON for everything else."""
+    if "text/html" in request.headers.get("Accept", ""):
+        return render(request, "error.html", {"error": exc}, status=exc.status)
+    return JsonResponse(exc.as_dict(), status=exc.status)
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -21,6 +22,9 @@ class Tenant(models.Model):
     # Region used to read phone numbers written without a country code.
     phone_region = models.CharField(max_length=2, default="CN")
     max_attachment_bytes = models.PositiveIntegerField(default=20 * 1024 * 1024)
+    # Off: an agent works the tickets of their groups (and unrouted ones); on: every ticket.
+    # Supervisors and up see every group either way (helpdesk.permissions.can_work_ticket).
+    agents_work_all_groups = models.BooleanField(default=False)
     # The ticket number counter; taken under a row lock so numbers are gapless per tenant.
     last_ticket_number = models.PositiveIntegerField(default=0)
     is_active = models.BooleanField(default=True)
@@ -73,6 +77,15 @@ def hash_api_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+class ApiScope(models.TextChoices):
+    READ = "read", _("Read")  # GET, HEAD, OPTIONS
+    WRITE = "write", _("Write")  # everything that changes something
+
+
+def default_api_scopes() -> list[str]:
+    return [ApiScope.READ.value]
+
+
 class ApiKey(models.Model):
     """A merchant's key for the REST API. Looked up before a tenant is known, so a platform
     table; only a hash of the secret is stored."""
@@ -85,6 +98,9 @@ class ApiKey(models.Model):
     acting_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
     )
+    # ApiScope values; a JSON list rather than a PostgreSQL array so `make run` (SQLite) works.
+    scopes = models.JSONField(default=default_api_scopes)
+    expires_at = models.DateTimeField(null=True, blank=True)  # none: until revoked
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -92,8 +108,22 @@ class ApiKey(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
     @classmethod
-    def issue(cls, *, tenant: Tenant, acting_user: object, name: str) -> tuple[ApiKey, str]:
+    def issue(
+        cls,
+        *,
+        tenant: Tenant,
+        acting_user: object,
+        name: str,
+        scopes: list[str] | None = None,
+        expires_at: datetime | None = None,
+    ) -> tuple[ApiKey, str]:
         """Create a key; the returned token is shown once and never stored."""
         prefix = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
@@ -103,5 +133,7 @@ class ApiKey(models.Model):
             prefix=prefix,
             secret_hash=hash_api_secret(secret),
             acting_user=acting_user,
+            scopes=scopes if scopes is not None else default_api_scopes(),
+            expires_at=expires_at,
         )
         return key, f"hd_{prefix}_{secret}"

@@ -7,11 +7,14 @@ channels-redis and a real Celery broker.
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
 from helpdesk.env import env_bool, env_int, env_list, env_str, parse_database_url
+from helpdesk.logging import init_sentry, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -25,8 +28,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],test
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "daphne",
-    "django.contrib.admin",
+    "helpdesk.apps.PlatformAdminConfig",  # django.contrib.admin, for platform operators only
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -35,20 +37,32 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "channels",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
     "helpdesk.apps.HelpdeskConfig",
     "tickets",
     "channels_in",
     "escalation",
 ]
+# daphne only gives `runserver` an ASGI server (WebSockets in `make run`); production serves with
+# gunicorn + uvicorn workers, so it is a development dependency and only loaded when present.
+if DEBUG and importlib.util.find_spec("daphne") is not None:
+    INSTALLED_APPS.insert(0, "daphne")
 
 MIDDLEWARE = [
+    "helpdesk.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before the session: a NUL in the session cookie would otherwise reach its query.
+    "helpdesk.middleware.RefuseUnstorableInputMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "helpdesk.sign_in.OperatorTotpRequiredMiddleware",
     "helpdesk.tenancy.TenantMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -81,12 +95,39 @@ TEMPLATES = [
 DATABASES = {
     "default": parse_database_url(env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))
 }
+# 0: a connection per request, closed at its end. Under ASGI, Django runs each request's sync
+# code in a thread of its own, and a persistent connection belongs to the thread that opened it:
+# it would be left open, never reused, until PostgreSQL runs out of slots (Django's deployment
+# guidance). To make connecting cheap, put PgBouncer in front (session or transaction pooling:
+# app.tenant_id is only ever set transaction-locally; README).
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0)
+if DATABASES["default"]["CONN_MAX_AGE"] != 0:
+    raise ImproperlyConfigured(
+        "DATABASE_CONN_MAX_AGE must be 0: under ASGI persistent connections are per thread and "
+        "leak. Put PgBouncer (session or transaction pooling) in front of PostgreSQL instead."
+    )
+# The owner role: `manage.py migrate` and the test suite's set-up log in with it (tables,
+# policies, grants); DATABASE_URL's role may only read and write rows (helpdesk.db.roles).
+DATABASE_MIGRATE_URL = env_str("DATABASE_MIGRATE_URL")
 if env_str("DATABASE_TEST_NAME"):  # lets parallel test runs on one server keep apart
     DATABASES["default"]["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
+
+# The cache holds rate-limit counters (sign-in, inbound, API) and used TOTP codes: in Redis they
+# hold across processes. Its own key prefix keeps it apart from Celery and the channel layer.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "helpdesk-cache"),
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -159,6 +200,34 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "tickets:list"
 LOGOUT_REDIRECT_URL = "login"
 
+# Sign-in is django-allauth's (login limits, TOTP); the model backend stays for the admin's own
+# checks and force_login in tests.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+ACCOUNT_ADAPTER = "helpdesk.sign_in.AccountAdapter"  # signup stays closed until it is built
+ACCOUNT_FORMS = {"login": "helpdesk.sign_in.SignInForm"}
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_SESSION_REMEMBER = True  # as before allauth: a sign-in lasts the session cookie's age
+ACCOUNT_LOGOUT_REDIRECT_URL = LOGOUT_REDIRECT_URL
+# Held in the cache (Redis when REDIS_URL is set), so every web process counts together.
+# "login" answers 429 past it; "login_failed" refuses even the right password, per IP and per
+# account (the "key" is the username or email typed), until the window has passed.
+ACCOUNT_RATE_LIMITS = {
+    "login": env_str("HELPDESK_LOGIN_RATE", "30/m/ip"),
+    "login_failed": env_str("HELPDESK_LOGIN_FAILED_RATE", "20/m/ip,5/5m/key"),
+}
+# Behind reverse proxies of ours, the client address is the one they put in X-Forwarded-For;
+# with none trusted (the default) a forged header cannot dodge the per-address limits.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("HELPDESK_TRUSTED_PROXY_COUNT", 0)
+# Platform operators (superusers) act for every merchant: they must use TOTP (see
+# helpdesk.sign_in.OperatorTotpRequiredMiddleware); anyone else may opt in.
+MFA_SUPPORTED_TYPES = ["totp"]
+MFA_TOTP_ISSUER = "Helpdesk"
+
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
@@ -202,6 +271,27 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "helpdesk@localhost")
+# The platform relay (the connection above) sends From a merchant's own address only for the
+# domains listed here, whose DNS publishes the relay's DKIM key under this selector: the
+# signature is what lets the mail pass DMARC. Other merchants' replies go From
+# DEFAULT_FROM_EMAIL with the merchant's name and a Reply-To (see channels_in.email).
+HELPDESK_RELAY_DKIM_DOMAINS = [domain.lower() for domain in env_list("HELPDESK_RELAY_DKIM_DOMAINS")]
+HELPDESK_RELAY_DKIM_SELECTOR = env_str("HELPDESK_RELAY_DKIM_SELECTOR")
+HELPDESK_RELAY_DKIM_PRIVATE_KEY = env_str("HELPDESK_RELAY_DKIM_PRIVATE_KEY")
+if HELPDESK_RELAY_DKIM_DOMAINS and not (
+    HELPDESK_RELAY_DKIM_SELECTOR and HELPDESK_RELAY_DKIM_PRIVATE_KEY
+):
+    raise ImproperlyConfigured(
+        "HELPDESK_RELAY_DKIM_DOMAINS needs HELPDESK_RELAY_DKIM_SELECTOR and "
+        "HELPDESK_RELAY_DKIM_PRIVATE_KEY (or _FILE)"
+    )
+# Servers merchants name (IMAP, SMTP, later webhooks) must be public addresses on their
+# service's usual ports (helpdesk.egress). The operator may allow more: host:port entries,
+# comma-separated, matched against the host as typed (IPv6 as [::1]:993).
+HELPDESK_EGRESS_ALLOW = env_list("HELPDESK_EGRESS_ALLOW")
+for _entry in HELPDESK_EGRESS_ALLOW:
+    if not re.fullmatch(r".+:[0-9]+", _entry):
+        raise ImproperlyConfigured(f"HELPDESK_EGRESS_ALLOW entry {_entry!r} is not host:port")
 
 # Fernet keys (comma-separated, newest first) encrypting stored mailbox passwords.
 HELPDESK_FERNET_KEYS = env_list("HELPDESK_FERNET_KEYS")
@@ -210,6 +300,16 @@ HELPDESK_THREAD_WINDOW_HOURS = env_int("HELPDESK_THREAD_WINDOW_HOURS", 72)
 # A newly connected mailbox brings in its last few days of mail; older mail via import_mail.
 HELPDESK_IMAP_FIRST_SYNC_DAYS = env_int("HELPDESK_IMAP_FIRST_SYNC_DAYS", 7)
 HELPDESK_INBOUND_MAX_BYTES = env_int("HELPDESK_INBOUND_MAX_BYTES", 40 * 1024 * 1024)
+# A request whose body has not fully arrived this long after its headers is answered 408, so a
+# client that declares more than it sends cannot hold a worker (helpdesk/asgi_limits.py).
+HELPDESK_BODY_TIMEOUT_SECONDS = env_int("HELPDESK_BODY_TIMEOUT_SECONDS", 30)
+# Quotas ("count/period", period s, m, h or d) per inbound channel and per API key; past them
+# the answer is 429 with Retry-After.
+HELPDESK_INBOUND_RATE = env_str("HELPDESK_INBOUND_RATE", "600/m")
+HELPDESK_API_RATE = env_str("HELPDESK_API_RATE", "120/m")
+# After an admin rotates a channel's inbound secret, the old one still works this long, so mail
+# keeps arriving while the merchant updates their forwarder.
+HELPDESK_SECRET_GRACE_HOURS = env_int("HELPDESK_SECRET_GRACE_HOURS", 24)
 # A received payload that no worker holds and that was queued longer ago than this (or never,
 # because the broker was down) is queued again by the sweep. With the sweep every 30 s, a
 # payload whose worker was killed is picked up again within about two minutes.
@@ -222,7 +322,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "helpdesk.api_auth.KeyScopeRequired",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["helpdesk.throttles.ApiKeyThrottle"],
     "EXCEPTION_HANDLER": "helpdesk.errors.api_exception_handler",
 }
 
@@ -236,19 +340,29 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Trusting X-Forwarded-Proto is right only behind a proxy that sets it (and strips the client's):
+# otherwise any client could claim https and get secure-only behaviour over plain http.
+HELPDESK_BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
+if HELPDESK_BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Health probes come over plain http from inside the container or the load balancer.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-DATA_UPLOAD_MAX_MEMORY_SIZE = HELPDESK_INBOUND_MAX_BYTES
+# Django's default (2.5 MB) everywhere; the inbound endpoint alone reads up to
+# HELPDESK_INBOUND_MAX_BYTES itself (channels_in.views.email_inbound).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
-# Content-Security-Policy: scripts only from our own static files, so customer content that got
-# past the sanitiser still cannot run. Mail keeps its inline styles; images may be data: URIs.
+# Content-Security-Policy: scripts and styles only from our own static files, so customer content
+# that got past the sanitiser still cannot run or restyle the page. The sanitiser strips mail's
+# style attributes and <style> blocks, and our templates keep their styles in helpdesk.css (a
+# test holds them to it). Images may be data: URIs.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
-        "style-src": ["'self'", "'unsafe-inline'"],
+        "style-src": ["'self'"],
         "img-src": ["'self'", "data:"],
         "connect-src": ["'self'"],
         "frame-src": ["'self'"],
@@ -259,9 +373,15 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-}
+# One JSON object per line (key=value in DEBUG) with request_id, tenant_id and raw_inbound_id
+# where they apply; see helpdesk/logging.py.
+LOGGING = logging_config(debug=DEBUG, level=env_str("LOG_LEVEL", "INFO"))
+# Workers log through the same configuration instead of Celery's own plain-text format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Errors go to Sentry only when a DSN is set, and never with personal data.
+SENTRY_DSN = env_str("SENTRY_DSN")
+init_sentry(
+    dsn=SENTRY_DSN,
+    environment=env_str("SENTRY_ENVIRONMENT", "development" if DEBUG else "production"),
+    release=env_str("SENTRY_RELEASE") or None,
+)

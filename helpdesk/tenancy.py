@@ -3,8 +3,8 @@
 The active tenant lives in a ContextVar set only here: by the web middleware, by API
 authentication, by the Celery task base and by Channels consumers. Tenant-owned models use a
 manager that fails closed (no active tenant -> ``TenantNotActive``). On PostgreSQL the database
-backend (``helpdesk.db``) mirrors the active tenant into ``app.tenant_id`` before every statement,
-and row-level security policies restrict every tenant-owned table to it.
+backend (``helpdesk.db``) gives every statement the active tenant as ``app.tenant_id``, only ever
+transaction-locally, and row-level security policies restrict every tenant-owned table to it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Task
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import translation
 
 if TYPE_CHECKING:
@@ -31,6 +31,10 @@ SESSION_KEY = "active_tenant_id"
 
 class TenantNotActive(RuntimeError):
     """Tenant data was queried with no active tenant: a bug, never a user error."""
+
+
+class CrossTenantReference(ValueError):
+    """A row was pointed at another tenant's row: a bug, never a user error."""
 
 
 def current_tenant() -> Tenant | None:
@@ -99,7 +103,8 @@ class TenantScopedManager(models.Manager):
 class TenantOwned(models.Model):
     """Abstract base for every tenant-owned table: the tenant column and the fail-closed manager.
 
-    Subclasses get row-level security on PostgreSQL automatically (see ``helpdesk.rls``).
+    Subclasses get row-level security on PostgreSQL automatically, and each of their foreign
+    keys to another tenant-owned model a same-tenant composite key (see ``helpdesk.rls``).
     """
 
     tenant = models.ForeignKey("helpdesk.Tenant", on_delete=models.CASCADE, related_name="+")
@@ -123,7 +128,24 @@ class TenantOwned(models.Model):
                 f"Refusing to save a {type(self).__name__} of tenant {self.tenant_id} "
                 f"while tenant {active.pk} is active"
             )
+        self._refuse_other_tenants_rows()
         super().save(*args, **kwargs)
+
+    def _refuse_other_tenants_rows(self) -> None:
+        """Refuse a related object of another tenant (the database refuses a bare id too)."""
+        for field in self._meta.concrete_fields:
+            if (
+                isinstance(field, models.ForeignKey)
+                and issubclass(field.related_model, TenantOwned)
+                and field.is_cached(self)
+            ):
+                related = field.get_cached_value(self)
+                if related is not None and related.tenant_id != self.tenant_id:
+                    raise CrossTenantReference(
+                        f"Refusing to point {type(self).__name__}.{field.name} of tenant "
+                        f"{self.tenant_id} at a {type(related).__name__} of tenant "
+                        f"{related.tenant_id}"
+                    )
 
 
 def tenants_of(user: Any) -> models.QuerySet:
@@ -203,7 +225,13 @@ def tenant_context(request: HttpRequest) -> dict[str, Any]:
 
 
 class TenantTask(Task):
-    """Celery task base: the first argument is the tenant id, activated for the task's run."""
+    """Celery task base: the first argument is the tenant id, activated for the task's run.
+
+    The run is not wrapped in one transaction: tasks keep their own boundaries (the inbound
+    pipeline claims a payload in one transaction and records a failure in another; delivery
+    commits "sending" before it talks to the mail server). Every statement outside them is a
+    transaction of its own that carries the tenant (``helpdesk.db``).
+    """
 
     def __call__(self, tenant_id: int, *args: Any, **kwargs: Any) -> Any:
         from helpdesk.models import Tenant
@@ -214,12 +242,17 @@ class TenantTask(Task):
 
 
 def activate_for_scope(scope: dict[str, Any]) -> Tenant | None:
-    """For Channels consumers: the tenant of the scope's user (sync; call via database_sync_to_async)."""
+    """For Channels consumers: the tenant of the scope's user, read in a transaction of its own.
+
+    Sync: call it through ``database_sync_to_async``, which closes the connection afterwards, so
+    an idle socket holds no database connection.
+    """
     user = scope.get("user")
     if user is None or not user.is_authenticated:
         return None
     session = scope.get("session") or {}
-    tenants = tenants_of(user).order_by("pk")
-    chosen = session.get(SESSION_KEY)
-    tenant = tenants.filter(pk=chosen).first() if chosen is not None else None
-    return tenant or tenants.first()
+    with transaction.atomic():
+        tenants = tenants_of(user).order_by("pk")
+        chosen = session.get(SESSION_KEY)
+        tenant = tenants.filter(pk=chosen).first() if chosen is not None else None
+        return tenant or tenants.first()

@@ -1,19 +1,27 @@
 from __future__ import annotations
 
+from allauth.account import views as account_views
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from helpdesk import dev_outbox, views
+from helpdesk import api_key_views, dev_outbox, views
+
+# The admin signs in through allauth too, so its rate limits and TOTP cannot be bypassed there.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", account_views.LoginView.as_view(), name="login"),
+    path("logout/", account_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("allauth.urls")),
+    path("settings/api-keys/", api_key_views.api_keys, name="api_keys"),
+    path("settings/api-keys/<int:pk>/revoke/", api_key_views.revoke, name="api_key_revoke"),
     path("switch-tenant/", views.switch_tenant, name="switch_tenant"),
     path("tickets/", include("tickets.urls")),
     path("inbound/", include("channels_in.urls")),
+    path("settings/", include("helpdesk.settings_urls")),
     path("api/v1/", include("tickets.api_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

@@ -9,6 +9,7 @@ from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from helpdesk.permissions import acting_agent_for, note_support_access
 from helpdesk.tenancy import SESSION_KEY, tenants_of
 
 
@@ -31,6 +32,9 @@ def switch_tenant(request: HttpRequest) -> HttpResponse:
     if tenant is None:
         raise Http404("No such merchant")
     request.session[SESSION_KEY] = tenant.pk
+    # A platform operator switching into a merchant they do not belong to (from the top bar or
+    # the admin's "Acting for merchant") is support access: the merchant's owners see it.
+    note_support_access(request, acting_agent_for(request.user, tenant), always=True)
     next_url = request.POST.get("next", "")
     if next_url.startswith("/admin/") and url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}

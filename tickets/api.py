@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 
+from helpdesk.permissions import acting_agent_for_request
 from tickets import selectors
 from tickets.models import Message, Ticket
 
@@ -58,7 +59,7 @@ class TicketListApi(generics.ListAPIView):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         request: Request = self.request
         return selectors.ticket_queue(
-            agent=request.user,
+            agent=acting_agent_for_request(request),
             status=request.query_params.get("status", "all"),
             query=request.query_params.get("q", ""),
         ).select_related("order")
@@ -68,4 +69,6 @@ class TicketDetailApi(generics.RetrieveAPIView):
     serializer_class = TicketDetailSerializer
 
     def get_object(self) -> Ticket:
-        return selectors.access_ticket(agent=self.request.user, number=self.kwargs["number"])
+        return selectors.access_ticket(
+            agent=acting_agent_for_request(self.request), number=self.kwargs["number"]
+        )

@@ -14,6 +14,14 @@ from django.utils.translation import gettext as _
 from helpdesk import realtime
 from helpdesk.errors import BadInput, InvalidTransition
 from helpdesk.models import Tenant
+from helpdesk.permissions import (
+    ActingAgent,
+    Actor,
+    Capability,
+    SystemActor,
+    require,
+    require_ticket_in_reach,
+)
 from helpdesk.tenancy import require_tenant
 from tickets.models import (
     AuditEvent,
@@ -41,20 +49,32 @@ ALLOWED_TRANSITIONS: dict[str, set[str]] = {
 }
 
 
+def _person(actor: Any) -> Any:
+    """The user behind an actor: a person, an ActingAgent, or the system (None)."""
+    if isinstance(actor, ActingAgent | SystemActor):
+        return actor.user
+    return actor
+
+
 def actor_label(actor: Any) -> str:
-    if actor is None:
+    person = _person(actor)
+    if person is None:
         return "system"
-    return getattr(actor, "get_username", lambda: str(actor))()
+    return getattr(person, "get_username", lambda: str(person))()
 
 
 def record_audit(
     *, actor: Any, action: str, obj: Any, changes: dict[str, Any] | None = None
 ) -> AuditEvent:
-    """Append who did what to the tenant's audit log (call inside the action's transaction)."""
-    user = actor if getattr(actor, "is_authenticated", False) else None
+    """Append who did what to the tenant's audit log (call inside the action's transaction).
+
+    ``actor`` is the acting agent, the person, or ``SYSTEM``/None for the helpdesk itself.
+    """
+    person = _person(actor)
+    user = person if getattr(person, "is_authenticated", False) else None
     return AuditEvent.objects.create(
         actor=user,
-        actor_label=actor_label(actor),
+        actor_label=actor_label(person),
         action=action,
         object_type=type(obj).__name__.lower(),
         object_id=str(obj.pk),
@@ -118,8 +138,11 @@ def resolve_customer(*, kind: str, value: str, name: str = "", lock: bool = Fals
     return customer
 
 
-def add_identity(*, actor: Any, customer: Customer, kind: str, value: str) -> CustomerIdentity:
+def add_identity(
+    *, acting_agent: Actor, customer: Customer, kind: str, value: str
+) -> CustomerIdentity:
     """Teach the helpdesk another way to reach a customer (one identity belongs to one person)."""
+    require(acting_agent, Capability.WORK_TICKETS)
     tenant = require_tenant()
     value = normalise_identity(kind=kind, value=value, region=tenant.phone_region)
     with transaction.atomic():
@@ -132,7 +155,9 @@ def add_identity(*, actor: Any, customer: Customer, kind: str, value: str) -> Cu
                 )
             return existing
         identity = CustomerIdentity.objects.create(customer=customer, kind=kind, value=value)
-        record_audit(actor=actor, action="identity.added", obj=customer, changes={kind: value})
+        record_audit(
+            actor=acting_agent, action="identity.added", obj=customer, changes={kind: value}
+        )
     return identity
 
 
@@ -167,9 +192,10 @@ def draft_ticket(
     )
 
 
-def number_ticket(*, actor: Any, ticket: Ticket) -> Ticket:
+def number_ticket(*, acting_agent: Actor, ticket: Ticket) -> Ticket:
     """Give a drafted ticket the merchant's next number: gapless and unique, because the counter
     row stays locked until the transaction ends and a rollback gives the number back."""
+    require(acting_agent, Capability.WORK_TICKETS)
     tenant = require_tenant()
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -198,7 +224,7 @@ def number_ticket(*, actor: Any, ticket: Ticket) -> Ticket:
             ticket.number = cursor.fetchone()[0]
             Ticket.objects.filter(pk=ticket.pk).update(number=ticket.number)
     record_audit(
-        actor=actor,
+        actor=acting_agent,
         action="ticket.opened",
         obj=ticket,
         changes={"number": ticket.number, "channel": ticket.channel},
@@ -211,7 +237,7 @@ def number_ticket(*, actor: Any, ticket: Ticket) -> Ticket:
 
 def open_ticket(
     *,
-    actor: Any,
+    acting_agent: Actor,
     customer: Customer,
     subject: str,
     channel: str,
@@ -219,7 +245,9 @@ def open_ticket(
     priority: str = Ticket.Priority.NORMAL,
     reason_code: str = "",
 ) -> Ticket:
-    """Open a ticket for a customer with the tenant's next number."""
+    """Open a ticket for a customer with the tenant's next number (agents and up, or the
+    helpdesk itself)."""
+    require(acting_agent, Capability.WORK_TICKETS)
     with transaction.atomic():
         ticket = draft_ticket(
             customer=customer,
@@ -229,11 +257,12 @@ def open_ticket(
             priority=priority,
             reason_code=reason_code,
         )
-        return number_ticket(actor=actor, ticket=ticket)
+        return number_ticket(acting_agent=acting_agent, ticket=ticket)
 
 
-def change_ticket_status(*, actor: Any, ticket: Ticket, status: str) -> Ticket:
-    """Move a ticket along its lifecycle; solved or closed tickets may be reopened."""
+def change_ticket_status(*, acting_agent: Actor, ticket: Ticket, status: str) -> Ticket:
+    """Move a ticket in reach along its lifecycle; solved or closed tickets may be reopened."""
+    require_ticket_in_reach(acting_agent, ticket)
     if status not in Status.values:
         raise BadInput(f"Unknown status {status!r}", field="status")
     with transaction.atomic():
@@ -263,7 +292,7 @@ def change_ticket_status(*, actor: Any, ticket: Ticket, status: str) -> Ticket:
             fields += ["reopened_count", "solved_at", "closed_at"]
         ticket.save(update_fields=fields)
         record_audit(
-            actor=actor,
+            actor=acting_agent,
             action="ticket.status_changed",
             obj=ticket,
             changes={"status": [old, status]},
@@ -274,8 +303,20 @@ def change_ticket_status(*, actor: Any, ticket: Ticket, status: str) -> Ticket:
     return ticket
 
 
-def assign_ticket(*, actor: Any, ticket: Ticket, assignee: Any) -> Ticket:
-    """Give a ticket to an agent of the same tenant (or to nobody)."""
+def _takes_it_themselves(acting_agent: Actor, ticket: Ticket, assignee: Any) -> bool:
+    """An agent taking an unassigned ticket for themselves: not a reassignment."""
+    return (
+        isinstance(acting_agent, ActingAgent)
+        and assignee is not None
+        and assignee.pk == acting_agent.user.pk
+        and ticket.assignee_id is None
+    )
+
+
+def assign_ticket(*, acting_agent: Actor, ticket: Ticket, assignee: Any) -> Ticket:
+    """Give a ticket to a member of the same merchant (or to nobody): supervisors and up; an
+    agent may only take an unassigned ticket in reach for themselves."""
+    require_ticket_in_reach(acting_agent, ticket)
     if assignee is not None and not assignee.memberships.filter(tenant=ticket.tenant_id).exists():
         raise BadInput(_("That person is not an agent of this merchant"), field="assignee")
     with transaction.atomic():
@@ -284,10 +325,16 @@ def assign_ticket(*, actor: Any, ticket: Ticket, assignee: Any) -> Ticket:
         new = assignee.pk if assignee is not None else None
         if old == new:
             return ticket
+        # Checked on the locked row: a ticket someone else took a moment ago is a reassignment.
+        if not _takes_it_themselves(acting_agent, ticket, assignee):
+            require(acting_agent, Capability.REASSIGN)
         ticket.assignee = assignee
         ticket.save(update_fields=["assignee", "updated_at"])
         record_audit(
-            actor=actor, action="ticket.assigned", obj=ticket, changes={"assignee": [old, new]}
+            actor=acting_agent,
+            action="ticket.assigned",
+            obj=ticket,
+            changes={"assignee": [old, new]},
         )
         realtime.publish_after_commit(
             ticket.tenant_id, "ticket.updated", {"ticket": ticket.number, "assignee": new}
@@ -295,8 +342,9 @@ def assign_ticket(*, actor: Any, ticket: Ticket, assignee: Any) -> Ticket:
     return ticket
 
 
-def tag_ticket(*, actor: Any, ticket: Ticket, names: list[str]) -> list[str]:
-    """Add tags to a ticket; returns the tags that were new on it."""
+def tag_ticket(*, acting_agent: Actor, ticket: Ticket, names: list[str]) -> list[str]:
+    """Add tags to a ticket in reach; returns the tags that were new on it."""
+    require_ticket_in_reach(acting_agent, ticket)
     added = []
     with transaction.atomic():
         for name in {n.strip().lower() for n in names if n.strip()}:
@@ -305,12 +353,15 @@ def tag_ticket(*, actor: Any, ticket: Ticket, names: list[str]) -> list[str]:
             if created:
                 added.append(tag.name)
         if added:
-            record_audit(actor=actor, action="ticket.tagged", obj=ticket, changes={"added": added})
+            record_audit(
+                actor=acting_agent, action="ticket.tagged", obj=ticket, changes={"added": added}
+            )
     return sorted(added)
 
 
-def link_order(*, actor: Any, ticket: Ticket, order: Order) -> Ticket:
-    """Link the order a ticket is about (the first link wins; agents may change it)."""
+def link_order(*, acting_agent: Actor, ticket: Ticket, order: Order) -> Ticket:
+    """Link the order a ticket in reach is about (the first link wins; agents may change it)."""
+    require_ticket_in_reach(acting_agent, ticket)
     with transaction.atomic():
         ticket.refresh_from_db(from_queryset=Ticket.objects.select_for_update())
         if ticket.order_id == order.pk:
@@ -319,7 +370,7 @@ def link_order(*, actor: Any, ticket: Ticket, order: Order) -> Ticket:
         ticket.order = order
         ticket.save(update_fields=["order", "updated_at"])
         record_audit(
-            actor=actor,
+            actor=acting_agent,
             action="ticket.order_linked",
             obj=ticket,
             changes={"order": [old, order.pk]},
@@ -327,8 +378,10 @@ def link_order(*, actor: Any, ticket: Ticket, order: Order) -> Ticket:
     return ticket
 
 
-def add_note(*, actor: Any, ticket: Ticket, text: str) -> Message:
-    """An internal note: visible to agents only, never sent to the customer."""
+def add_note(*, acting_agent: Actor, ticket: Ticket, text: str) -> Message:
+    """An internal note on a ticket in reach: visible to agents only, never sent to the
+    customer."""
+    require_ticket_in_reach(acting_agent, ticket)
     text = (text or "").strip()
     if not text:
         raise BadInput(_("A note needs some text"), field="text")
@@ -337,13 +390,13 @@ def add_note(*, actor: Any, ticket: Ticket, text: str) -> Message:
             ticket=ticket,
             direction=Message.Direction.NOTE,
             channel=ticket.channel,
-            author_user=actor,
+            author_user=acting_agent.user,
             body_text=text,
             full_text=text,
             delivery_state=Message.Delivery.NOT_SENT,
         )
         Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
-        record_audit(actor=actor, action="message.note_added", obj=message)
+        record_audit(actor=acting_agent, action="message.note_added", obj=message)
         realtime.publish_after_commit(
             ticket.tenant_id, "ticket.message", {"ticket": ticket.number, "direction": "note"}
         )
@@ -372,4 +425,10 @@ def apply_status_chosen_with_reply(*, message: Message) -> Ticket:
         )
         if changed_since or then_status not in ALLOWED_TRANSITIONS[ticket.status]:
             return ticket
-        return change_ticket_status(actor=message.author_user, ticket=ticket, status=then_status)
+        # The author's choice was checked when the reply was written; the helpdesk carries it
+        # out now, even if they have left the merchant since, and the log still names them.
+        return change_ticket_status(
+            acting_agent=SystemActor(on_behalf_of=message.author_user),
+            ticket=ticket,
+            status=then_status,
+        )

@@ -12,9 +12,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from helpdesk.errors import HelpdeskError
-from helpdesk.tenancy import require_tenant
+from helpdesk.permissions import acting_agent_for_request
 from tickets import selectors, services
-from tickets.models import Attachment, Channel, Message, Ticket
+from tickets.models import Channel, Message, Ticket
 
 
 def tenant_required(view):  # type: ignore[no-untyped-def]
@@ -36,7 +36,9 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     query = request.GET.get("q", "").strip()
     mine = request.GET.get("mine") == "1"
-    tickets = selectors.ticket_queue(agent=request.user, status=status, query=query, mine=mine)
+    tickets = selectors.ticket_queue(
+        agent=acting_agent_for_request(request), status=status, query=query, mine=mine
+    )
     page = Paginator(tickets, 50).get_page(request.GET.get("page"))
     return render(
         request,
@@ -68,14 +70,15 @@ def reply_to(ticket: Ticket) -> str:
 
 @tenant_required
 def ticket_detail(request: HttpRequest, number: int) -> HttpResponse:
-    ticket = selectors.access_ticket(agent=request.user, number=number)
+    acting = acting_agent_for_request(request)
+    ticket = selectors.access_ticket(agent=acting, number=number)
     return render(
         request,
         "tickets/detail.html",
         {
             "ticket": ticket,
             "conversation": selectors.conversation(ticket=ticket),
-            "customer_tickets": selectors.customer_history(ticket=ticket),
+            "customer_tickets": selectors.customer_history(agent=acting, ticket=ticket),
             "statuses": Ticket.Status.choices,
             "allowed_statuses": services.ALLOWED_TRANSITIONS[ticket.status],
             "reply_to": reply_to(ticket),
@@ -89,9 +92,10 @@ def ticket_detail(request: HttpRequest, number: int) -> HttpResponse:
 @require_POST
 @tenant_required
 def ticket_status(request: HttpRequest, number: int) -> HttpResponse:
-    ticket = selectors.access_ticket(agent=request.user, number=number)
+    acting = acting_agent_for_request(request)
+    ticket = selectors.access_ticket(agent=acting, number=number)
     services.change_ticket_status(
-        actor=request.user, ticket=ticket, status=request.POST.get("status", "")
+        acting_agent=acting, ticket=ticket, status=request.POST.get("status", "")
     )
     messages.success(
         request,
@@ -104,8 +108,9 @@ def ticket_status(request: HttpRequest, number: int) -> HttpResponse:
 @require_POST
 @tenant_required
 def ticket_note(request: HttpRequest, number: int) -> HttpResponse:
-    ticket = selectors.access_ticket(agent=request.user, number=number)
-    services.add_note(actor=request.user, ticket=ticket, text=request.POST.get("text", ""))
+    acting = acting_agent_for_request(request)
+    ticket = selectors.access_ticket(agent=acting, number=number)
+    services.add_note(acting_agent=acting, ticket=ticket, text=request.POST.get("text", ""))
     messages.success(request, _("Note added."))
     return redirect("tickets:detail", number=ticket.number)
 
@@ -115,9 +120,10 @@ def ticket_note(request: HttpRequest, number: int) -> HttpResponse:
 def ticket_reply(request: HttpRequest, number: int) -> HttpResponse:
     from channels_in.outbound import send_reply
 
-    ticket = selectors.access_ticket(agent=request.user, number=number)
+    acting = acting_agent_for_request(request)
+    ticket = selectors.access_ticket(agent=acting, number=number)
     reply = send_reply(
-        actor=request.user,
+        acting_agent=acting,
         ticket=ticket,
         text=request.POST.get("text", ""),
         status=request.POST.get("status", Ticket.Status.PENDING),
@@ -150,11 +156,12 @@ def tell_delivery(request: HttpRequest, reply: Message) -> None:
 def message_resend(request: HttpRequest, number: int, pk: int) -> HttpResponse:
     from channels_in.outbound import resend
 
-    ticket = selectors.access_ticket(agent=request.user, number=number)
+    acting = acting_agent_for_request(request)
+    ticket = selectors.access_ticket(agent=acting, number=number)
     message = ticket.messages.filter(pk=pk).first()
     if message is None:
         raise Http404("No such message")
-    resend(actor=request.user, message=message)
+    resend(acting_agent=acting, message=message)
     tell_delivery(request, message)
     return redirect("tickets:detail", number=ticket.number)
 
@@ -165,22 +172,20 @@ def message_send_now(request: HttpRequest, number: int, pk: int) -> HttpResponse
     """A retrying reply goes now instead of at its next scheduled try."""
     from channels_in.outbound import send_now
 
-    ticket = selectors.access_ticket(agent=request.user, number=number)
+    acting = acting_agent_for_request(request)
+    ticket = selectors.access_ticket(agent=acting, number=number)
     message = ticket.messages.filter(pk=pk).first()
     if message is None:
         raise Http404("No such message")
-    send_now(actor=request.user, message=message)
+    send_now(acting_agent=acting, message=message)
     tell_delivery(request, message)
     return redirect("tickets:detail", number=ticket.number)
 
 
 @tenant_required
 def attachment_download(request: HttpRequest, pk: int) -> FileResponse:
-    """Attachments are served only to agents of the tenant that owns them."""
-    require_tenant()
-    attachment = Attachment.objects.filter(pk=pk).first()
-    if attachment is None:
-        raise Http404("No such attachment")
+    """Attachments are served only to agents who may work the ticket that holds them."""
+    attachment = selectors.access_attachment(agent=acting_agent_for_request(request), pk=pk)
     inline = (
         attachment.content_type.startswith("image/")
         and attachment.content_type != "image/svg+xml"  # SVG can carry script

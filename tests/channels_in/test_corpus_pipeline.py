@@ -8,6 +8,7 @@ from channels_in import pipeline
 from channels_in.base import AdapterError
 from channels_in.mail import parse_mail
 from channels_in.models import RawInbound
+from tests.conftest import acting
 from tests.corpus import CorpusMail, collapse, corpus_mails, first_line
 from tickets.models import Message
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.mark.parametrize("mail", MAILS, ids=[mail.id for mail in MAILS])
 def test_corpus_mail_becomes_a_message_on_a_ticket_or_is_recognised_as_automated(
-    mail: CorpusMail, acme_email, django_capture_on_commit_callbacks
+    mail: CorpusMail, acme_email, admin_zhao, django_capture_on_commit_callbacks
 ) -> None:
     expected = mail.expected
     if expected is not None and expected.rejected:
@@ -38,7 +39,7 @@ def test_corpus_mail_becomes_a_message_on_a_ticket_or_is_recognised_as_automated
         # but kept for an admin, who can file it by hand.
         assert parse_mail(mail.raw).sender_value == ""
         assert expected is None or not expected.from_email
-        filed = pipeline.file_inbound_anyway(actor=None, raw=raw)
+        filed = pipeline.file_inbound_anyway(acting_agent=acting(admin_zhao), raw=raw)
         assert filed.state == "processed" and filed.ticket.number is not None
         return
     assert raw.state in {"processed", "ignored"}, raw.error

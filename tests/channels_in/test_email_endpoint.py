@@ -118,7 +118,8 @@ def test_admins_see_failed_messages_and_retry_them(acme_email, admin_zhao, agent
     admin = login(admin_zhao)
     page = admin.get("/inbound/log/").content.decode()
     assert "RuntimeError: boom" in page
-    assert login(agent_li).get("/inbound/log/").status_code == 404  # agents do not manage channels
+    # Agents do not manage channels: refused with the reason, as every role check is.
+    assert login(agent_li).get("/inbound/log/").status_code == 403
     with tenancy.activate(acme_email.tenant):
         raw = RawInbound.objects.get()
     response = admin.post(f"/inbound/log/{raw.pk}/retry/", follow=True)
@@ -219,7 +220,7 @@ def test_admins_see_a_paused_channel_with_its_error_and_resume_it(acme_email, ad
     assert 'class="badge alert"' in page  # the navigation tells admins something needs them
     log = admin.get("/inbound/log/").content.decode()
     assert "refused the username or password" in log and "Paused" in log
-    assert login(agent_li).post(f"/inbound/channels/{acme_email.pk}/resume/").status_code == 404
+    assert login(agent_li).post(f"/inbound/channels/{acme_email.pk}/resume/").status_code == 403
     response = admin.post(f"/inbound/channels/{acme_email.pk}/resume/", follow=True)
     assert "running again" in response.content.decode()
     with tenancy.activate(acme_email.tenant):
@@ -399,7 +400,7 @@ def test_admins_file_a_mail_without_sender_as_a_ticket_by_hand(acme_email, admin
         raw = RawInbound.objects.get()
         assert raw.state == "failed" and "no sender address" in raw.error
         assert Ticket.objects.count() == 0  # never an unanswerable ticket on its own
-    assert login(agent_li).post(f"/inbound/log/{raw.pk}/file/").status_code == 404
+    assert login(agent_li).post(f"/inbound/log/{raw.pk}/file/").status_code == 403
     page = login(admin_zhao).post(f"/inbound/log/{raw.pk}/file/", follow=True).content.decode()
     assert "Filed on ticket #1" in page
     with tenancy.activate(acme_email.tenant):

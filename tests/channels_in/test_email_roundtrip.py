@@ -14,7 +14,7 @@ from django.test import Client
 from channels_in.models import Mailbox
 from helpdesk import tenancy
 from tests.channels_in.mails import customer_mail
-from tests.conftest import login
+from tests.conftest import acting, login
 from tickets.models import Message, Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,8 +52,9 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
 
 
 @pytest.fixture
-def mailbox_on_smtp(acme_mailbox: Mailbox, smtp_server) -> Mailbox:
+def mailbox_on_smtp(acme_mailbox: Mailbox, smtp_server, allow_egress) -> Mailbox:
     _, port = smtp_server
+    allow_egress("127.0.0.1", port)
     acme_mailbox.smtp_host = "127.0.0.1"
     acme_mailbox.smtp_port = port
     acme_mailbox.smtp_use_tls = False
@@ -124,11 +125,13 @@ def test_agent_reply_goes_out_by_smtp_and_the_customers_answer_threads_back(
 
 
 def test_a_reply_that_cannot_be_delivered_shows_failed_and_can_be_sent_again(
-    acme_mailbox, smtp_server, agent_li, tenant_acme
+    acme_mailbox, smtp_server, agent_li, tenant_acme, allow_egress
 ):
     inbox, port = smtp_server
     acme_mailbox.smtp_host = "127.0.0.1"
     acme_mailbox.smtp_port = free_port()  # nothing listens here
+    allow_egress("127.0.0.1", acme_mailbox.smtp_port)
+    allow_egress("127.0.0.1", port)
     acme_mailbox.smtp_use_tls = False
     acme_mailbox.save()
     post_mail(acme_mailbox.account, customer_mail())
@@ -180,7 +183,9 @@ def test_a_reply_task_delivered_twice_sends_one_mail(
     post_mail(mailbox_on_smtp.account, customer_mail())
     with tenancy.activate(tenant_acme):
         ticket = Ticket.objects.get()
-        reply = outbound.send_reply(actor=agent_li, ticket=ticket, text="Refund approved.")
+        reply = outbound.send_reply(
+            acting_agent=acting(agent_li), ticket=ticket, text="Refund approved."
+        )
     deliver_message.apply(args=[tenant_acme.pk, reply.pk])  # the broker redelivers the task
     assert len(inbox.received) == 1
     with tenancy.activate(tenant_acme):
@@ -202,7 +207,9 @@ def test_a_reply_whose_mailbox_is_gone_fails_visibly_and_can_be_sent_again(
         ticket = Ticket.objects.get()
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr("channels_in.email.EmailAdapter.send", _raise_missing_mailbox)
-            reply = outbound.send_reply(actor=agent_li, ticket=ticket, text="On its way.")
+            reply = outbound.send_reply(
+                acting_agent=acting(agent_li), ticket=ticket, text="On its way."
+            )
         reply.refresh_from_db()
         assert reply.delivery_state == "failed"
         assert "mailbox" in reply.delivery_error
@@ -212,7 +219,7 @@ def test_a_reply_whose_mailbox_is_gone_fails_visibly_and_can_be_sent_again(
         )
         reply.refresh_from_db()
         assert reply.can_be_resent
-        outbound.resend(actor=agent_li, message=reply)
+        outbound.resend(acting_agent=acting(agent_li), message=reply)
         reply.refresh_from_db()
         assert reply.delivery_state == "sent"
 

@@ -44,7 +44,11 @@ def imap_server() -> Iterator[ImapServer]:
 
 
 @pytest.fixture
-def support_mailbox(tenant_acme: Tenant, imap_server: ImapServer) -> Callable[..., Mailbox]:
+def support_mailbox(
+    tenant_acme: Tenant, imap_server: ImapServer, allow_egress: Callable[[str, int], None]
+) -> Callable[..., Mailbox]:
+    allow_egress(imap_server.host, imap_server.port)
+
     def make(
         *, password: str = ImapServer.password, folder: str = "INBOX", **extra: Any
     ) -> Mailbox:
@@ -196,7 +200,10 @@ def test_an_unreachable_server_is_a_transient_error_shown_on_the_channel(
     assert not caught.value.permanent
     account = ChannelAccount.objects.get(pk=mailbox.account_id)
     assert not account.paused
-    assert "Cannot reach the IMAP server" in account.last_error
+    assert account.last_error.startswith(
+        f"Could not connect to the IMAP server {imap_server.host}:{imap_server.port} (reference E-"
+    )
+    assert "refused" not in account.last_error.lower()  # nothing listens: not theirs to know
 
     # Once the server is back, a successful poll clears the error.
     imap_server.start()

@@ -27,7 +27,7 @@ from helpdesk.celery import app
 from helpdesk.models import Role
 from tests.channels_in.mails import customer_mail
 from tests.channels_in.test_email_roundtrip import free_port, post_mail
-from tests.conftest import login
+from tests.conftest import acting, login
 from tests.factories import MembershipFactory, UserFactory
 from tickets.models import Message, Ticket
 
@@ -80,8 +80,9 @@ def smtp() -> Iterator[tuple[ScriptedServer, int]]:
 
 
 @pytest.fixture
-def mailbox(acme_mailbox: Mailbox, smtp) -> Mailbox:
+def mailbox(acme_mailbox: Mailbox, smtp, allow_egress) -> Mailbox:
     _, port = smtp
+    allow_egress("127.0.0.1", port)
     acme_mailbox.smtp_host = "127.0.0.1"
     acme_mailbox.smtp_port = port
     acme_mailbox.smtp_use_tls = False
@@ -116,7 +117,7 @@ def queued_reply(agent, ticket: Ticket, monkeypatch) -> Message:
     """A reply written and queued but not yet delivered: the test plays the worker."""
     with tenancy.activate(ticket.tenant), monkeypatch.context() as queue_only:
         queue_only.setattr(deliver_message, "delay", lambda *args: None)
-        return outbound.send_reply(actor=agent, ticket=ticket, text="退款已提交。")
+        return outbound.send_reply(acting_agent=acting(agent), ticket=ticket, text="退款已提交。")
 
 
 def first_try_by_a_worker(tenant, message_id: int, monkeypatch) -> dict:
@@ -190,14 +191,6 @@ def first_try_by_a_worker(tenant, message_id: int, monkeypatch) -> dict:
             True,
             "SMTP AUTH extension not supported",
         ),
-        (
-            smtplib.SMTPServerDisconnected("Connection unexpectedly closed"),
-            False,
-            False,
-            "cannot reach",
-        ),
-        (ConnectionRefusedError(111, "Connection refused"), False, False, "Connection refused"),
-        (TimeoutError("timed out"), False, False, "timed out"),
     ],
 )
 def test_smtp_failures_are_permanent_retried_or_pause_the_channel(error, permanent, pauses, shown):
@@ -206,6 +199,31 @@ def test_smtp_failures_are_permanent_retried_or_pause_the_channel(error, permane
     assert isinstance(failure, ChannelRefused) is pauses
     assert failure.message.startswith("SMTP delivery failed")
     assert shown in failure.message
+
+
+@pytest.mark.parametrize(
+    ("error", "detail"),
+    [
+        (smtplib.SMTPServerDisconnected("Connection unexpectedly closed"), "unexpectedly closed"),
+        (ConnectionRefusedError(111, "Connection refused"), "Connection refused"),
+        (TimeoutError("timed out"), "timed out"),
+        (smtplib.SMTPConnectError(554, b"SSH-2.0-OpenSSH_9.2p1 Debian-2"), "OpenSSH"),
+    ],
+)
+def test_network_failures_are_retried_and_told_alike_with_the_details_only_in_the_log(
+    error, detail, caplog
+):
+    failure = smtp_failure(error, server=SERVER)
+
+    assert not failure.permanent and not isinstance(failure, ChannelRefused)
+    assert failure.message.startswith(
+        "SMTP delivery failed: Could not connect to the mail server smtp.acme.example:587 "
+        "(reference E-"
+    )
+    assert detail not in failure.message
+    reference = failure.message.rsplit("reference ", 1)[1].rstrip(")")
+    logged = [r.getMessage() for r in caplog.records if reference in r.getMessage()]
+    assert logged and detail in logged[0]
 
 
 def test_the_broker_holds_a_retry_longer_than_the_longest_backoff():
@@ -305,16 +323,20 @@ def test_a_deferred_reply_shows_retrying_and_send_now_sends_it_once_though_the_r
 
 
 def test_an_unreachable_server_is_retried_and_fails_only_on_the_last_try(
-    mailbox, ticket, agent_li, tenant_acme, monkeypatch
+    mailbox, ticket, agent_li, tenant_acme, monkeypatch, allow_egress
 ):
+    closed_port = free_port()  # nothing listens
+    allow_egress("127.0.0.1", closed_port)
     with tenancy.activate(tenant_acme):
-        Mailbox.objects.filter(pk=mailbox.pk).update(smtp_port=free_port())  # nothing listens
+        Mailbox.objects.filter(pk=mailbox.pk).update(smtp_port=closed_port)
     reply = queued_reply(agent_li, ticket, monkeypatch)
 
     scheduled = first_try_by_a_worker(tenant_acme, reply.pk, monkeypatch)
-    assert "cannot reach the mail server" in scheduled["error"]
+    assert "Could not connect to the mail server" in scheduled["error"]
     reply = reply_of(tenant_acme, ticket)
-    assert reply.is_retrying and "cannot reach the mail server" in reply.delivery_error
+    assert reply.is_retrying and "Could not connect to the mail server" in reply.delivery_error
+    assert "(reference E-" in reply.delivery_error
+    assert "refused" not in reply.delivery_error.lower()  # the port is closed: not theirs to know
     assert "Retrying (attempt 1, next at" in page_of(agent_li, ticket)
 
     # The last retry the worker makes: the failure is final.
@@ -326,7 +348,7 @@ def test_an_unreachable_server_is_retried_and_fails_only_on_the_last_try(
     assert (reply.delivery_state, reply.delivery_attempts) == ("failed", 2)
     assert not reply.is_retrying
     page = page_of(agent_li, ticket)
-    assert "cannot reach the mail server" in page and "Send again" in page
+    assert "Could not connect to the mail server" in page and "Send again" in page
     assert "Send now" not in page
 
 
@@ -336,7 +358,9 @@ def test_inline_celery_cannot_wait_so_a_4xx_fails_on_its_only_try(
     server, _ = smtp
     server.rcpt_replies = [GREYLISTED]
     with tenancy.activate(tenant_acme):
-        reply = outbound.send_reply(actor=agent_li, ticket=ticket, text="On its way.")
+        reply = outbound.send_reply(
+            acting_agent=acting(agent_li), ticket=ticket, text="On its way."
+        )
         reply.refresh_from_db()
     assert (reply.delivery_state, reply.delivery_attempts) == ("failed", 1)
     assert "Greylisted" in reply.delivery_error

@@ -9,7 +9,9 @@ import pytest
 from channels_in import pipeline
 from channels_in.models import RawInbound
 from helpdesk import tenancy
+from helpdesk.permissions import SYSTEM
 from tests.channels_in.mails import customer_mail
+from tests.conftest import acting
 from tests.factories import CustomerFactory, OrderFactory
 from tickets import services
 from tickets.models import Customer, Message, Ticket
@@ -69,7 +71,7 @@ def test_a_reply_lands_on_the_original_ticket(acme_email, django_capture_on_comm
         django_capture_on_commit_callbacks,
     )
     ticket = Ticket.objects.get()
-    services.change_ticket_status(actor=None, ticket=ticket, status="solved")
+    services.change_ticket_status(acting_agent=SYSTEM, ticket=ticket, status="solved")
     deliver(
         acme_email,
         customer_mail(
@@ -88,7 +90,7 @@ def test_a_reply_to_a_closed_ticket_opens_a_new_one(acme_email, django_capture_o
     deliver(
         acme_email, customer_mail(message_id="<old@example.cn>"), django_capture_on_commit_callbacks
     )
-    services.change_ticket_status(actor=None, ticket=Ticket.objects.get(), status="closed")
+    services.change_ticket_status(acting_agent=SYSTEM, ticket=Ticket.objects.get(), status="closed")
     deliver(
         acme_email,
         customer_mail(in_reply_to="<old@example.cn>"),
@@ -119,7 +121,7 @@ def test_a_new_mail_from_the_same_customer_joins_their_open_ticket(
 
 def test_a_customer_is_recognised_by_any_identity(acme_email, django_capture_on_commit_callbacks):
     known = CustomerFactory(name="李伟", email="li.wei@example.cn")
-    services.add_identity(actor=None, customer=known, kind="phone", value="13800138000")
+    services.add_identity(acting_agent=SYSTEM, customer=known, kind="phone", value="13800138000")
     deliver(
         acme_email, customer_mail(sender="LI.WEI@example.cn"), django_capture_on_commit_callbacks
     )
@@ -167,7 +169,7 @@ def test_a_message_whose_processing_raises_is_kept_as_failed_and_succeeds_on_ret
     assert b"Subject:" in bytes(raw.payload)  # the raw payload is kept as received
 
     with django_capture_on_commit_callbacks(execute=True):
-        pipeline.retry_inbound(actor=admin_zhao, raw=raw)
+        pipeline.retry_inbound(acting_agent=acting(admin_zhao), raw=raw)
     raw.refresh_from_db()
     assert raw.state == "processed"
     assert raw.error == ""

@@ -1,6 +1,7 @@
 """The pipeline's SQL budget: every statement of store_raw + process_raw, as Django captures
-them (BEGIN, COMMIT, savepoints and the tenant's set_config included), stays within what it
-takes today, so a change that adds round trips to every inbound message fails here first.
+them (COMMIT and savepoints included; the tenant's set_config rides in the statement that needs
+it, helpdesk.db), stays within what it takes today, so a change that adds round trips to every
+inbound message fails here first.
 
 Run without a test transaction around them (``transaction=True``) so the pipeline opens and
 commits its own transactions, as a worker does.
@@ -38,7 +39,6 @@ def ingest(account, payload: bytes) -> RawInbound:
 
 @pytest.fixture
 def acme_support_group(in_acme) -> Group:
-    # Also leaves the session's tenant setting at acme, as a worker's is after its first message.
     return Group.objects.create(name="Support", is_default=True)
 
 
@@ -87,7 +87,7 @@ def test_the_tenant_setting_is_among_the_captured_statements(
     acme_email, tenant_globex, acme_support_group
 ):
     with tenancy.activate(tenant_globex):
-        Ticket.objects.exists()  # the session now says globex
+        Ticket.objects.exists()  # the last statement carried globex
     payload = customer_mail(sender="新客户 <new@example.cn>", message_id="<a@example.cn>")
     with CaptureQueriesContext(connection) as captured:
         ingest(acme_email, payload)

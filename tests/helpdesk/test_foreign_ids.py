@@ -7,6 +7,7 @@ import pytest
 from channels_in import pipeline
 from channels_in.models import ChannelAccount, Mailbox, RawInbound
 from helpdesk import tenancy
+from helpdesk.permissions import SYSTEM
 from tests.channels_in.mails import customer_mail
 from tests.conftest import login
 from tests.factories import CustomerFactory
@@ -25,7 +26,9 @@ def globex_world(tenant_globex, django_capture_on_commit_callbacks):
     with tenancy.activate(tenant_globex):
         account = ChannelAccount.objects.create(kind="email", name="Globex", paused=True)
         Mailbox.objects.create(account=account, address="help@globex.example")
-        services.open_ticket(actor=None, customer=CustomerFactory(), subject="g1", channel="email")
+        services.open_ticket(
+            acting_agent=SYSTEM, customer=CustomerFactory(), subject="g1", channel="email"
+        )
         with django_capture_on_commit_callbacks(execute=True):
             pipeline.receive(account=account, payload=customer_mail(), source="webhook")
         ticket = Ticket.objects.get(number=2)
@@ -63,7 +66,9 @@ def globex_world(tenant_globex, django_capture_on_commit_callbacks):
 
 def test_another_merchants_ids_are_404_on_every_page(globex_world, tenant_acme, admin_zhao):
     with tenancy.activate(tenant_acme):
-        services.open_ticket(actor=None, customer=CustomerFactory(), subject="a1", channel="email")
+        services.open_ticket(
+            acting_agent=SYSTEM, customer=CustomerFactory(), subject="a1", channel="email"
+        )
     n = globex_world["ticket"].number
     assert n == 2
     client = login(admin_zhao)

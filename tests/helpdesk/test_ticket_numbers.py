@@ -6,6 +6,7 @@ import pytest
 from django.db import connection, connections
 
 from helpdesk import tenancy
+from helpdesk.permissions import SYSTEM
 from tests.factories import CustomerFactory
 from tickets import services
 from tickets.models import Ticket
@@ -17,7 +18,9 @@ def test_twenty_concurrent_tickets_get_unique_gapless_numbers(tenant_acme, tenan
         customer = CustomerFactory()
     with tenancy.activate(tenant_globex):
         globex_customer = CustomerFactory()
-        services.open_ticket(actor=None, customer=globex_customer, subject="g", channel="email")
+        services.open_ticket(
+            acting_agent=SYSTEM, customer=globex_customer, subject="g", channel="email"
+        )
 
     barrier = threading.Barrier(20)
     errors: list[BaseException] = []
@@ -26,7 +29,9 @@ def test_twenty_concurrent_tickets_get_unique_gapless_numbers(tenant_acme, tenan
         try:
             with tenancy.activate(tenant_acme):
                 barrier.wait(timeout=30)
-                services.open_ticket(actor=None, customer=customer, subject=f"t{i}", channel="chat")
+                services.open_ticket(
+                    acting_agent=SYSTEM, customer=customer, subject=f"t{i}", channel="chat"
+                )
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -54,9 +59,11 @@ def test_a_rolled_back_ticket_gives_its_number_back(tenant_acme):
     with tenancy.activate(tenant_acme):
         customer = CustomerFactory()
         with pytest.raises(RuntimeError), transaction.atomic():
-            services.open_ticket(actor=None, customer=customer, subject="lost", channel="email")
+            services.open_ticket(
+                acting_agent=SYSTEM, customer=customer, subject="lost", channel="email"
+            )
             raise RuntimeError("payment provider down")
         ticket = services.open_ticket(
-            actor=None, customer=customer, subject="kept", channel="email"
+            acting_agent=SYSTEM, customer=customer, subject="kept", channel="email"
         )
     assert ticket.number == 1

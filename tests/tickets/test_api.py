@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from helpdesk import tenancy
 from helpdesk.models import ApiKey
+from helpdesk.permissions import SYSTEM
 from tests.conftest import login
 from tests.factories import CustomerFactory
 from tickets import services
@@ -18,12 +19,15 @@ pytestmark = pytest.mark.django_db
 def tickets_at_both(tenant_acme, tenant_globex):
     with tenancy.activate(tenant_acme):
         services.open_ticket(
-            actor=None, customer=CustomerFactory(name="李伟"), subject="退货", channel="email"
+            acting_agent=SYSTEM,
+            customer=CustomerFactory(name="李伟"),
+            subject="退货",
+            channel="email",
         )
     with tenancy.activate(tenant_globex):
         for subject in ("Tent pole", "Lantern"):
             services.open_ticket(
-                actor=None, customer=CustomerFactory(), subject=subject, channel="chat"
+                acting_agent=SYSTEM, customer=CustomerFactory(), subject=subject, channel="chat"
             )
 
 

@@ -15,6 +15,7 @@ from django.core.management import call_command
 
 from helpdesk import tenancy
 from helpdesk.models import Role, Tenant
+from helpdesk.permissions import SYSTEM
 from tests.conftest import login
 from tests.factories import CustomerFactory
 from tickets import services
@@ -39,7 +40,7 @@ def demo_email_ticket(acme_mailbox) -> Ticket:
     """An email ticket as seed_demo makes them: no SMTP server on the mailbox, no raw mail."""
     customer = CustomerFactory(name="李伟", email="li.wei@example.cn")
     ticket = services.open_ticket(
-        actor=None, customer=customer, subject="吸油烟机安装后噪音很大", channel="email"
+        acting_agent=SYSTEM, customer=customer, subject="吸油烟机安装后噪音很大", channel="email"
     )
     Message.objects.create(
         ticket=ticket,

@@ -10,6 +10,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
 from helpdesk import tenancy
+from helpdesk.permissions import SYSTEM
 from tests.factories import CustomerFactory
 from tickets import services
 from tickets.consumers import AgentEventsConsumer
@@ -27,7 +28,7 @@ def communicator_for(user) -> WebsocketCommunicator:
 def open_ticket_for(tenant, subject: str) -> None:
     with tenancy.activate(tenant):
         services.open_ticket(
-            actor=None, customer=CustomerFactory(), subject=subject, channel="email"
+            acting_agent=SYSTEM, customer=CustomerFactory(), subject=subject, channel="email"
         )
 
 

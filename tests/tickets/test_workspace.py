@@ -6,7 +6,8 @@ import pytest
 from django.test import Client
 
 from helpdesk import tenancy
-from tests.conftest import PASSWORD, login
+from helpdesk.permissions import SYSTEM
+from tests.conftest import PASSWORD, acting, login
 from tests.factories import CustomerFactory, UserFactory
 from tickets import services
 from tickets.models import AuditEvent, Message, Ticket
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.django_db
 def noisy_hood_ticket(in_acme):
     customer = CustomerFactory(name="李伟", email="li.wei@example.cn")
     ticket = services.open_ticket(
-        actor=None, customer=customer, subject="吸油烟机噪音很大", channel="email"
+        acting_agent=SYSTEM, customer=customer, subject="吸油烟机噪音很大", channel="email"
     )
     Message.objects.create(
         ticket=ticket,
@@ -72,7 +73,9 @@ def test_agent_reads_the_conversation_and_solves_the_ticket(agent_li, noisy_hood
 
 
 def test_invalid_transition_is_explained_not_a_crash(agent_li, noisy_hood_ticket):
-    services.change_ticket_status(actor=agent_li, ticket=noisy_hood_ticket, status="closed")
+    services.change_ticket_status(
+        acting_agent=acting(agent_li), ticket=noisy_hood_ticket, status="closed"
+    )
     client = login(agent_li)
     response = client.post(
         f"/tickets/{noisy_hood_ticket.number}/status/",
@@ -86,8 +89,12 @@ def test_invalid_transition_is_explained_not_a_crash(agent_li, noisy_hood_ticket
 
 
 def test_a_solved_ticket_reopens_and_counts_it(agent_li, noisy_hood_ticket):
-    services.change_ticket_status(actor=agent_li, ticket=noisy_hood_ticket, status="solved")
-    services.change_ticket_status(actor=agent_li, ticket=noisy_hood_ticket, status="open")
+    services.change_ticket_status(
+        acting_agent=acting(agent_li), ticket=noisy_hood_ticket, status="solved"
+    )
+    services.change_ticket_status(
+        acting_agent=acting(agent_li), ticket=noisy_hood_ticket, status="open"
+    )
     noisy_hood_ticket.refresh_from_db()
     assert (noisy_hood_ticket.status, noisy_hood_ticket.reopened_count) == ("open", 1)
     assert noisy_hood_ticket.solved_at is None
@@ -95,9 +102,12 @@ def test_a_solved_ticket_reopens_and_counts_it(agent_li, noisy_hood_ticket):
 
 def test_list_filters_by_status_and_search(agent_li, noisy_hood_ticket):
     other = services.open_ticket(
-        actor=None, customer=CustomerFactory(name="Emily"), subject="Invoice copy", channel="chat"
+        acting_agent=SYSTEM,
+        customer=CustomerFactory(name="Emily"),
+        subject="Invoice copy",
+        channel="chat",
     )
-    services.change_ticket_status(actor=agent_li, ticket=other, status="solved")
+    services.change_ticket_status(acting_agent=acting(agent_li), ticket=other, status="solved")
     client = login(agent_li)
     unsolved = client.get("/tickets/").content.decode()
     assert "吸油烟机噪音很大" in unsolved and "Invoice copy" not in unsolved
@@ -117,7 +127,7 @@ def test_internal_note_is_shown_and_audited(agent_li, noisy_hood_ticket):
 
 def test_one_customer_across_channels_is_one_person(in_acme):
     first = services.resolve_customer(kind="email", value="Li.Wei@Example.CN", name="李伟")
-    services.add_identity(actor=None, customer=first, kind="phone", value="138 0013 8000")
+    services.add_identity(acting_agent=SYSTEM, customer=first, kind="phone", value="138 0013 8000")
     assert services.resolve_customer(kind="phone", value="+86 13800138000") == first
     assert services.resolve_customer(kind="email", value="li.wei@example.cn") == first
     assert first.identities.get(kind="phone").value == "+8613800138000"
@@ -141,7 +151,9 @@ def test_money_stays_decimal_and_refunds_cannot_exceed_payment(in_acme):
 def test_ticket_list_stays_within_query_budget(agent_li, in_acme, django_assert_max_num_queries):
     customer = CustomerFactory()
     for i in range(30):
-        services.open_ticket(actor=None, customer=customer, subject=f"t{i}", channel="email")
+        services.open_ticket(
+            acting_agent=SYSTEM, customer=customer, subject=f"t{i}", channel="email"
+        )
     client = login(agent_li)
     with django_assert_max_num_queries(12):
         client.get("/tickets/")
@@ -180,13 +192,17 @@ def test_agents_work_in_their_merchants_language_unless_they_choose(agent_li, gl
 
 
 def test_ticket_statuses_read_in_chinese_for_a_chinese_merchant(agent_li, noisy_hood_ticket):
-    services.change_ticket_status(actor=agent_li, ticket=noisy_hood_ticket, status="solved")
+    services.change_ticket_status(
+        acting_agent=acting(agent_li), ticket=noisy_hood_ticket, status="solved"
+    )
     page = login(agent_li, language=None).get("/tickets/?status=solved").content.decode()
     assert "已解决" in page
 
 
 def test_ticket_history_reads_as_sentences_in_the_agents_language(agent_li, noisy_hood_ticket):
-    services.change_ticket_status(actor=agent_li, ticket=noisy_hood_ticket, status="pending")
+    services.change_ticket_status(
+        acting_agent=acting(agent_li), ticket=noisy_hood_ticket, status="pending"
+    )
     english = login(agent_li).get(f"/tickets/{noisy_hood_ticket.number}/").content.decode()
     assert "li.acme changed the status (New → Pending)" in english
     chinese = login(agent_li, language=None).get(f"/tickets/{noisy_hood_ticket.number}/")
@@ -195,13 +211,13 @@ def test_ticket_history_reads_as_sentences_in_the_agents_language(agent_li, nois
 
 def test_the_ticket_page_shows_the_customers_tickets_on_other_channels(agent_li, noisy_hood_ticket):
     services.open_ticket(
-        actor=None,
+        acting_agent=SYSTEM,
         customer=noisy_hood_ticket.customer,
         subject="微信咨询安装时间",
         channel="wechat",
     )
     services.open_ticket(
-        actor=None, customer=CustomerFactory(), subject="Someone else", channel="chat"
+        acting_agent=SYSTEM, customer=CustomerFactory(), subject="Someone else", channel="chat"
     )
     page = login(agent_li).get(f"/tickets/{noisy_hood_ticket.number}/").content.decode()
     assert "微信咨询安装时间" in page and "WeChat" in page

@@ -16,6 +16,7 @@ from django.utils import timezone
 from channels_in.models import ChannelAccount, Mailbox
 from helpdesk import tenancy
 from helpdesk.models import Membership, Role, Tenant
+from helpdesk.permissions import SYSTEM, acting_agent_for
 from tickets import services
 from tickets.assignment import route_new_ticket
 from tickets.models import (
@@ -249,9 +250,13 @@ class Command(BaseCommand):
         for index, (name, email, phone, openid) in enumerate(spec["customers"]):
             customer = services.resolve_customer(kind=IdentityKind.EMAIL, value=email, name=name)
             if phone:
-                services.add_identity(actor=None, customer=customer, kind="phone", value=phone)
+                services.add_identity(
+                    acting_agent=SYSTEM, customer=customer, kind="phone", value=phone
+                )
             if openid:
-                services.add_identity(actor=None, customer=customer, kind="wechat", value=openid)
+                services.add_identity(
+                    acting_agent=SYSTEM, customer=customer, kind="wechat", value=openid
+                )
             sku, product, supplier, maker, price = spec["products"][index % len(spec["products"])]
             placed = now - timedelta(days=12 - index)
             order = Order.objects.create(
@@ -280,7 +285,7 @@ class Command(BaseCommand):
         for index, (subject, channel, status, body) in enumerate(spec["tickets"]):
             order = orders[index % len(orders)]
             ticket = services.open_ticket(
-                actor=None,
+                acting_agent=SYSTEM,
                 customer=order.customer,
                 subject=subject.format(order=order.number),
                 channel=channel,
@@ -297,12 +302,14 @@ class Command(BaseCommand):
                 full_text=body.format(order=order.number),
             )
             if status != Ticket.Status.NEW:
-                services.assign_ticket(actor=None, ticket=ticket, assignee=agent)
-                services.change_ticket_status(actor=agent, ticket=ticket, status=status)
+                services.assign_ticket(acting_agent=SYSTEM, ticket=ticket, assignee=agent)
+                services.change_ticket_status(
+                    acting_agent=acting_agent_for(agent, tenant), ticket=ticket, status=status
+                )
         first = Ticket.objects.order_by("number").first()
         if first is not None:
             services.add_note(
-                actor=users.get(Role.SUPERVISOR),
+                acting_agent=acting_agent_for(users[Role.SUPERVISOR], tenant),
                 ticket=first,
                 text="Check whether this model has a known noise issue with the supplier.",
             )

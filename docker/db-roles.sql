@@ -1,0 +1,36 @@
+-- The helpdesk database and its two roles. Idempotent: `make db-role` runs it before every
+-- test run, and docker compose's postgres on its first start (docker/postgres-init.sh).
+-- Run it as a superuser with psql, setting these variables (-v name=value):
+--   owner_role, owner_password  owns the database and its tables and runs `manage.py migrate`
+--                               (DATABASE_MIGRATE_URL); CREATEDB for the test suite's database
+--   app_role, app_password      what the application connects as (DATABASE_URL): rows only;
+--                               the owner's migrate grants it SELECT/INSERT/UPDATE/DELETE
+--   database                    created, owned by owner_role, if missing
+-- Neither role is a superuser or may bypass row-level security. A database the app role used
+-- to own (before the roles were split) is handed to the owner, tables and all.
+\set ON_ERROR_STOP on
+
+SELECT format('CREATE ROLE %I LOGIN NOCREATEDB', :'app_role')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_role') \gexec
+SELECT format('CREATE ROLE %I LOGIN CREATEDB', :'owner_role')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'owner_role') \gexec
+SELECT format(
+    'ALTER ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE PASSWORD %L',
+    :'app_role', :'app_password'
+) \gexec
+SELECT format(
+    'ALTER ROLE %I LOGIN CREATEDB NOSUPERUSER NOBYPASSRLS NOCREATEROLE PASSWORD %L',
+    :'owner_role', :'owner_password'
+) \gexec
+
+SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'owner_role')
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'database') \gexec
+-- Its test database too (Django's default name), so the owner may drop and create it again.
+SELECT format('ALTER DATABASE %I OWNER TO %I', datname, :'owner_role')
+FROM pg_database
+WHERE datname IN (:'database', 'test_' || :'database') AND datdba = to_regrole(:'app_role') \gexec
+
+\connect :"database"
+-- ALTER TABLE also hands over the sequences its columns own.
+SELECT format('ALTER TABLE %I.%I OWNER TO %I', schemaname, tablename, :'owner_role')
+FROM pg_tables WHERE tableowner = :'app_role' \gexec

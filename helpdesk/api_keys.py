@@ -1,0 +1,88 @@
+"""A merchant's REST API keys: creating and revoking them, both audited."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from helpdesk import tenancy
+from helpdesk.errors import BadInput, NotFound, PermissionDenied
+from helpdesk.models import ApiKey, ApiScope
+from helpdesk.permissions import ActingAgent, Actor, Capability, SystemActor, require
+from tickets.services import record_audit
+
+# The platform operator at a shell: named so in the merchant's audit log.
+COMMAND_LINE = SystemActor(on_behalf_of="manage.py revoke_api_key")
+
+
+def _key_summary(key: ApiKey) -> dict[str, Any]:
+    return {
+        "name": key.name,
+        "prefix": key.prefix,
+        "scopes": list(key.scopes),
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "acts_as": key.acting_user.get_username(),
+    }
+
+
+def create_api_key(
+    *, acting_agent: ActingAgent, name: str, scopes: list[str], expires_at: datetime | None
+) -> tuple[ApiKey, str]:
+    """An admin creates a key that acts as themselves in their merchant; its token is shown once."""
+    require(acting_agent, Capability.MANAGE_API_KEYS)
+    if acting_agent.membership is None:
+        # A key acts as its creator, and the API accepts only members of the key's merchant.
+        raise PermissionDenied(
+            _("A key acts as the person who creates it: only the merchant's members create keys")
+        )
+    name = name.strip()
+    if not name:
+        raise BadInput(_("Give the key a name"), field="name")
+    if not scopes or not set(scopes) <= set(ApiScope.values):
+        raise BadInput(_("Choose what the key may do: read, write or both"), field="scopes")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise BadInput(_("The expiry must be in the future"), field="expires_at")
+    ordered_scopes = [scope for scope in ApiScope.values if scope in scopes]
+    with transaction.atomic(), tenancy.activate(acting_agent.tenant):
+        key, token = ApiKey.issue(
+            tenant=acting_agent.tenant,
+            acting_user=acting_agent.user,
+            name=name,
+            scopes=ordered_scopes,
+            expires_at=expires_at,
+        )
+        record_audit(
+            actor=acting_agent.user,
+            action="api_key.created",
+            obj=key,
+            changes={"old": None, "new": _key_summary(key)},
+        )
+    return key, token
+
+
+def revoke_api_key(*, acting_agent: Actor, key: ApiKey) -> ApiKey:
+    """Revoke a key: its next call is refused. The command line acts as ``COMMAND_LINE``."""
+    require(acting_agent, Capability.MANAGE_API_KEYS)
+    if isinstance(acting_agent, ActingAgent) and key.tenant_id != acting_agent.tenant.pk:
+        raise NotFound(_("No such API key"))
+    with transaction.atomic(), tenancy.activate(key.tenant):
+        key = ApiKey.objects.select_for_update().select_related("acting_user").get(pk=key.pk)
+        if key.revoked_at is not None:
+            return key
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        record_audit(
+            actor=acting_agent,
+            action="api_key.revoked",
+            obj=key,
+            changes={
+                "old": {"revoked_at": None},
+                "new": {"revoked_at": key.revoked_at.isoformat()},
+                "key": _key_summary(key),
+            },
+        )
+    return key

@@ -1,0 +1,44 @@
+"""The merchant's settings area under /settings/: channels, groups, members, audit log."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from channels_in import views_settings as channel_views
+from helpdesk import views_settings
+from tickets import views_settings as group_views
+
+app_name = "settings"
+
+urlpatterns = [
+    path("", views_settings.settings_home, name="home"),
+    path("channels/", channel_views.channel_list, name="channels"),
+    path("channels/new/", channel_views.channel_new, name="channel_new"),
+    path("channels/attachment-limit/", channel_views.attachment_limit, name="attachment_limit"),
+    path("channels/<int:pk>/", channel_views.channel_edit, name="channel"),
+    path("channels/<int:pk>/test/", channel_views.channel_test, name="channel_test"),
+    path("channels/<int:pk>/test-mail/", channel_views.channel_test_mail, name="channel_test_mail"),
+    path("channels/<int:pk>/rotate-secret/", channel_views.channel_rotate, name="channel_rotate"),
+    path("channels/<int:pk>/pause/", channel_views.channel_pause, name="channel_pause"),
+    path("channels/<int:pk>/resume/", channel_views.channel_resume, name="channel_resume"),
+    path(
+        "channels/<int:pk>/password/<str:server>/clear/",
+        channel_views.channel_clear_password,
+        name="channel_clear_password",
+    ),
+    path("groups/", group_views.group_list, name="groups"),
+    path("groups/new/", group_views.group_create, name="group_new"),
+    path("groups/<int:pk>/", group_views.group_detail, name="group"),
+    path("groups/<int:pk>/rename/", group_views.group_rename, name="group_rename"),
+    path("groups/<int:pk>/default/", group_views.group_default, name="group_default"),
+    path("groups/<int:pk>/members/", group_views.group_member_add, name="group_member_add"),
+    path(
+        "groups/<int:pk>/members/<int:user_id>/remove/",
+        group_views.group_member_remove,
+        name="group_member_remove",
+    ),
+    path("members/", views_settings.member_list, name="members"),
+    path("members/<int:pk>/role/", views_settings.member_role, name="member_role"),
+    path("members/<int:pk>/remove/", views_settings.member_remove, name="member_remove"),
+    path("audit/", views_settings.audit_log, name="audit"),
+]

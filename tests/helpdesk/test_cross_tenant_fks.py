@@ -1,0 +1,159 @@
+"""A merchant's rows point only at that merchant's rows, even when code tries otherwise.
+
+PostgreSQL checks foreign keys without row-level security, so a plain foreign key let an Acme
+message point at a Globex ticket. Every foreign key between tenant-owned tables now also has a
+same-tenant composite key (helpdesk.rls); these tests try each one with raw SQL, as the app role,
+enumerated from the models so a new foreign key is covered without a new test.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from helpdesk import rls, tenancy
+from helpdesk.tenancy import CrossTenantReference
+from tests.factories import CustomerFactory, OrderFactory, OrderLineFactory, UserFactory
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="constraints are PostgreSQL's"),
+]
+
+REFERENCES = rls.same_tenant_references()
+
+
+def build_one_of_everything(tenant) -> dict[str, object]:
+    """A row in every tenant-owned table, all pointing at one another (a valid world)."""
+    from channels_in.models import ChannelAccount, Mailbox, RawInbound
+    from tickets.models import (
+        Attachment,
+        AuditEvent,
+        CustomerIdentity,
+        Group,
+        GroupMember,
+        Message,
+        Tag,
+        Ticket,
+        TicketTag,
+    )
+
+    with tenancy.activate(tenant):
+        customer = CustomerFactory()
+        CustomerIdentity.objects.create(customer=customer, kind="email", value=f"{tenant.slug}@x")
+        order = OrderFactory(customer=customer)
+        OrderLineFactory(order=order)
+        group = Group.objects.create(name="Support")
+        GroupMember.objects.create(group=group, user=UserFactory())
+        tag = Tag.objects.create(name="vip")
+        ticket = Ticket.objects.create(
+            number=1, subject="s", channel="email", customer=customer, order=order, group=group
+        )
+        TicketTag.objects.create(ticket=ticket, tag=tag)
+        message = Message.objects.create(
+            ticket=ticket, direction="inbound", channel="email", author_customer=customer
+        )
+        Attachment.objects.create(
+            message=message,
+            file="attachments/x",
+            filename="a.txt",
+            content_type="text/plain",
+            size=1,
+        )
+        AuditEvent.objects.create(actor_label="system", action="t", object_type="t", object_id="1")
+        account = ChannelAccount.objects.create(kind="email", name="Support")
+        Mailbox.objects.create(account=account, address=f"support@{tenant.slug}.example")
+        RawInbound.objects.create(
+            account=account,
+            external_id="<1@x>",
+            source="webhook",
+            payload=b"x",
+            payload_sha256="0" * 64,
+            message=message,
+            ticket=ticket,
+        )
+        # The newest account has no mailbox: a one-to-one reference may still point at it.
+        ChannelAccount.objects.create(kind="chat", name="Spare")
+    return {"ticket": ticket, "message": message, "customer": customer}
+
+
+@pytest.fixture
+def acme_and_globex_worlds(tenant_acme, tenant_globex):
+    return build_one_of_everything(tenant_acme), build_one_of_everything(tenant_globex)
+
+
+def newest_row_id(tenant, table: str) -> int:
+    with tenancy.activate(tenant), connection.cursor() as cursor:
+        cursor.execute(f'SELECT id FROM "{table}" ORDER BY id DESC LIMIT 1')
+        row = cursor.fetchone()
+    assert row is not None, f"build_one_of_everything() makes no row of {table}: add one"
+    return row[0]
+
+
+def run_and_check_constraints(sql: str, params: list[object]) -> None:
+    """Run ``sql`` in a savepoint and check the deferred constraints at once (not at commit)."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def test_every_foreign_key_between_tenant_owned_tables_is_guarded():
+    guarded = {(r.table, r.column) for r in REFERENCES}
+    # The 16 of the issue, among them the message -> ticket that started it.
+    assert len(guarded) >= 16
+    assert ("tickets_message", "ticket_id") in guarded
+    assert ("channels_in_rawinbound", "ticket_id") in guarded
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT conname FROM pg_constraint WHERE contype = 'f'")
+        constraints = {row[0] for row in cursor.fetchall()}
+    assert {r.constraint for r in REFERENCES} <= constraints
+
+
+@pytest.mark.parametrize("reference", REFERENCES, ids=lambda r: f"{r.table}.{r.column}")
+def test_the_database_refuses_pointing_a_row_at_another_merchants_row(
+    reference, acme_and_globex_worlds, tenant_acme, tenant_globex
+):
+    acme_row = newest_row_id(tenant_acme, reference.table)
+    globex_target = newest_row_id(tenant_globex, reference.referenced_table)
+    acme_target = newest_row_id(tenant_acme, reference.referenced_table)
+    update = f'UPDATE "{reference.table}" SET "{reference.column}" = %s WHERE id = %s'
+    with tenancy.activate(tenant_acme):
+        with pytest.raises(IntegrityError, match=reference.constraint):
+            run_and_check_constraints(update, [globex_target, acme_row])
+        # The same statement pointing at the merchant's own row is fine.
+        run_and_check_constraints(update, [acme_target, acme_row])
+
+
+def test_the_database_refuses_a_new_message_on_another_merchants_ticket(
+    acme_and_globex_worlds, tenant_acme
+):
+    _, globex = acme_and_globex_worlds
+    with tenancy.activate(tenant_acme), pytest.raises(IntegrityError, match="same_tenant"):
+        run_and_check_constraints(
+            "INSERT INTO tickets_message (tenant_id, ticket_id, direction, channel, subject, "
+            "body_text, full_text, body_html, external_id, delivery_state, delivery_error, "
+            "delivery_attempts, metadata, created_at) VALUES (%s, %s, 'note', 'email', '', "
+            "'planted', '', '', '', 'not_sent', '', 0, '{}', now())",
+            [tenant_acme.pk, globex["ticket"].pk],
+        )
+    with tenancy.activate(tenant_acme), connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM tickets_message WHERE body_text = 'planted'")
+        assert cursor.fetchone()[0] == 0
+
+
+def test_saving_a_row_that_points_at_another_merchants_row_is_refused(
+    acme_and_globex_worlds, tenant_acme
+):
+    from tickets.models import Message
+
+    _, globex = acme_and_globex_worlds
+    with tenancy.activate(tenant_acme):
+        with pytest.raises(CrossTenantReference, match=r"Message\.ticket"):
+            Message.objects.create(
+                ticket=globex["ticket"], direction="note", channel="email", body_text="planted"
+            )
+        assert not Message.objects.filter(body_text="planted").exists()
