@@ -253,7 +253,9 @@ def _pause_channel(account: ChannelAccount, reason: str) -> None:
 
 
 def _announce(message: Message, event: str) -> None:
-    realtime.publish_after_commit(message.tenant_id, event, {"ticket": message.ticket.number})
+    realtime.publish_after_commit(
+        message.tenant_id, event, {"ticket": message.ticket.number}, ticket=message.ticket
+    )
 
 
 def resend(*, acting_agent: ActingAgent, message: Message) -> Message:

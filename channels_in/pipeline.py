@@ -485,6 +485,7 @@ def ingest(
         ticket.tenant_id,
         "ticket.message",
         {"ticket": ticket.number, "direction": "inbound", "subject": ticket.subject},
+        ticket=ticket,
     )
     return Outcome(State.PROCESSED, message=message, ticket=ticket)
 

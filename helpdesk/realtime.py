@@ -42,9 +42,17 @@ class _Batch:
             logger.warning("realtime push of %d events failed", len(self.events), exc_info=True)
 
 
-def publish_after_commit(tenant_id: int, event: str, payload: dict[str, Any]) -> None:
-    """Send ``event`` to every connected agent of the tenant once the transaction commits."""
-    message = {"type": "helpdesk.event", "event": event, "payload": payload}
+def publish_after_commit(
+    tenant_id: int, event: str, payload: dict[str, Any], *, ticket: Any = None
+) -> None:
+    """Send ``event`` to the tenant's connected agents once the transaction commits.
+
+    An event about a ticket carries the ticket's group and assignee (never sent to browsers), so
+    each socket passes it on only to an agent who may work that ticket.
+    """
+    message: dict[str, Any] = {"type": "helpdesk.event", "event": event, "payload": payload}
+    if ticket is not None:
+        message["reach"] = {"group": ticket.group_id, "assignee": ticket.assignee_id}
     connection = transaction.get_connection()
     batch: _Batch | None = getattr(connection, "_helpdesk_realtime_batch", None)
     pending = batch is not None and any(

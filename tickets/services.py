@@ -230,7 +230,10 @@ def number_ticket(*, acting_agent: Actor, ticket: Ticket) -> Ticket:
         changes={"number": ticket.number, "channel": ticket.channel},
     )
     realtime.publish_after_commit(
-        tenant.pk, "ticket.created", {"ticket": ticket.number, "subject": ticket.subject}
+        tenant.pk,
+        "ticket.created",
+        {"ticket": ticket.number, "subject": ticket.subject},
+        ticket=ticket,
     )
     return ticket
 
@@ -298,7 +301,10 @@ def change_ticket_status(*, acting_agent: Actor, ticket: Ticket, status: str) ->
             changes={"status": [old, status]},
         )
         realtime.publish_after_commit(
-            ticket.tenant_id, "ticket.updated", {"ticket": ticket.number, "status": status}
+            ticket.tenant_id,
+            "ticket.updated",
+            {"ticket": ticket.number, "status": status},
+            ticket=ticket,
         )
     return ticket
 
@@ -337,7 +343,10 @@ def assign_ticket(*, acting_agent: Actor, ticket: Ticket, assignee: Any) -> Tick
             changes={"assignee": [old, new]},
         )
         realtime.publish_after_commit(
-            ticket.tenant_id, "ticket.updated", {"ticket": ticket.number, "assignee": new}
+            ticket.tenant_id,
+            "ticket.updated",
+            {"ticket": ticket.number, "assignee": new},
+            ticket=ticket,
         )
     return ticket
 
@@ -398,7 +407,10 @@ def add_note(*, acting_agent: Actor, ticket: Ticket, text: str) -> Message:
         Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
         record_audit(actor=acting_agent, action="message.note_added", obj=message)
         realtime.publish_after_commit(
-            ticket.tenant_id, "ticket.message", {"ticket": ticket.number, "direction": "note"}
+            ticket.tenant_id,
+            "ticket.message",
+            {"ticket": ticket.number, "direction": "note"},
+            ticket=ticket,
         )
     return message
 

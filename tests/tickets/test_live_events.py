@@ -83,3 +83,47 @@ def test_an_agent_removed_from_the_merchant_stops_hearing_its_events(
     heard, closed = asyncio.run(scenario())
     assert heard["payload"]["subject"] == "第一张"
     assert closed == {"type": "websocket.close", "code": 4403}
+
+
+def test_agents_hear_only_about_tickets_they_may_work(agent_li, supervisor_wang, tenant_acme):
+    from tickets.models import Group, GroupMember
+
+    with tenancy.activate(tenant_acme):
+        presales = Group.objects.create(name="售前 Pre-sales")
+        aftersales = Group.objects.create(name="售后 After-sales")
+        GroupMember.objects.create(group=aftersales, user=agent_li)
+
+    def open_in(group, subject: str) -> None:
+        with tenancy.activate(tenant_acme):
+            ticket = services.open_ticket(
+                acting_agent=SYSTEM, customer=CustomerFactory(), subject=subject, channel="email"
+            )
+            from tickets.models import Ticket
+
+            Ticket.objects.filter(pk=ticket.pk).update(group=group)
+            services.add_note(
+                acting_agent=SYSTEM, ticket=Ticket.objects.get(pk=ticket.pk), text="x"
+            )
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        agent = communicator_for(agent_li)
+        supervisor = communicator_for(supervisor_wang)
+        assert (await agent.connect())[0]
+        assert (await supervisor.connect())[0]
+        # An unrouted ticket is everyone's; then one in another group, then one in li's group.
+        await sync_to_async(open_in)(presales, "预售咨询")
+        await sync_to_async(open_in)(aftersales, "售后维修")
+        heard: dict[str, list[str]] = {"agent": [], "supervisor": []}
+        for name, socket in (("agent", agent), ("supervisor", supervisor)):
+            while not await socket.receive_nothing(timeout=0.5):
+                event = await socket.receive_json_from(timeout=1)
+                heard[name].append(f"{event['event']}#{event['payload']['ticket']}")
+            await socket.disconnect()
+        return heard["agent"], heard["supervisor"]
+
+    agent_heard, supervisor_heard = asyncio.run(scenario())
+    # Ticket 1 was created unrouted (heard by both) and then moved to pre-sales: li's note event
+    # about it is withheld. Ticket 2 ends in li's group: li hears its note.
+    assert "ticket.message#1" not in agent_heard
+    assert "ticket.message#2" in agent_heard
+    assert {"ticket.message#1", "ticket.message#2"} <= set(supervisor_heard)
