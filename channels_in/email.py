@@ -76,6 +76,24 @@ def summary_of_mail(payload: bytes) -> tuple[str, str]:
     return collapse(address or name or sender), collapse(subject)
 
 
+def mailbox_smtp_connection(mailbox: Mailbox, *, timeout: int = 30) -> BaseEmailBackend:
+    """The SMTP connection a mailbox sends through: its own server behind the egress guard, or
+    the platform relay (configured by the operator, so not a merchant's destination and not
+    subject to the guard)."""
+    if not mailbox.smtp_host:
+        return get_connection(fail_silently=False)
+    return GuardedEmailBackend(
+        host=mailbox.smtp_host,
+        port=mailbox.smtp_port,
+        username=mailbox.smtp_username or None,
+        password=decrypt_secret(mailbox.smtp_password_encrypted) or None,
+        use_tls=mailbox.smtp_use_tls and not mailbox.smtp_use_ssl,
+        use_ssl=mailbox.smtp_use_ssl,
+        timeout=timeout,
+        fail_silently=False,
+    )
+
+
 class EmailAdapter(Adapter):
     kind = "email"
 
@@ -139,21 +157,7 @@ class EmailAdapter(Adapter):
         return f"{settings.EMAIL_HOST}:{settings.EMAIL_PORT}"
 
     def _connection(self) -> BaseEmailBackend:
-        mailbox = self.account.mailbox
-        if not mailbox.smtp_host:
-            # The platform relay: the operator configured it, so it is not a merchant's
-            # destination and the egress guard does not apply.
-            return get_connection(fail_silently=False)
-        return GuardedEmailBackend(
-            host=mailbox.smtp_host,
-            port=mailbox.smtp_port,
-            username=mailbox.smtp_username or None,
-            password=decrypt_secret(mailbox.smtp_password_encrypted) or None,
-            use_tls=mailbox.smtp_use_tls and not mailbox.smtp_use_ssl,
-            use_ssl=mailbox.smtp_use_ssl,
-            timeout=30,
-            fail_silently=False,
-        )
+        return mailbox_smtp_connection(self.account.mailbox)
 
 
 def validate_mailbox_hosts(mailbox: Mailbox) -> None:

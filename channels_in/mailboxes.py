@@ -17,7 +17,6 @@ from datetime import timedelta
 from typing import Literal
 
 from django.conf import settings
-from django.core.mail import get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.utils import timezone
@@ -29,9 +28,9 @@ from channels_in.base import AdapterError
 from channels_in.crypto import decrypt_secret, encrypt_secret
 from channels_in.email import (
     DkimSignedEmail,
-    GuardedEmailBackend,
     GuardedSMTP,
     GuardedSMTP_SSL,
+    mailbox_smtp_connection,
     reply_sender,
     smtp_failure,
     validate_mailbox_hosts,
@@ -482,15 +481,4 @@ class TestMailFailed(HelpdeskError):
 
 
 def _smtp_connection(mailbox: Mailbox) -> BaseEmailBackend:
-    if not mailbox.smtp_host:
-        return get_connection(fail_silently=False)
-    return GuardedEmailBackend(
-        host=mailbox.smtp_host,
-        port=mailbox.smtp_port,
-        username=mailbox.smtp_username or None,
-        password=decrypt_secret(mailbox.smtp_password_encrypted) or None,
-        use_tls=mailbox.smtp_use_tls and not mailbox.smtp_use_ssl,
-        use_ssl=mailbox.smtp_use_ssl,
-        timeout=CONNECT_TIMEOUT_SECONDS,
-        fail_silently=False,
-    )
+    return mailbox_smtp_connection(mailbox, timeout=CONNECT_TIMEOUT_SECONDS)
