@@ -3,39 +3,17 @@ the mail, and a transient failure is retried with backoff until it succeeds."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.test import Client
 
 from channels_in import pipeline, tasks
 from channels_in.models import RawInbound
 from helpdesk import tenancy
-from helpdesk.celery import app
 from tests.channels_in.mails import customer_mail
+from tests.channels_in.polling import wait_for
 from tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def real_worker() -> Iterator[None]:
-    app.conf.task_always_eager = False
-    try:
-        with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
-            yield
-    finally:
-        app.conf.task_always_eager = True
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the worker")
-        time.sleep(0.1)
 
 
 def post(account, payload: bytes) -> dict:

@@ -5,14 +5,12 @@ deferred or unreachable (retried with backoff, "Send now" sends it once), or a r
 from __future__ import annotations
 
 import smtplib
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from celery.contrib.testing.worker import start_worker
 from celery.exceptions import Retry
 from django.conf import settings
 from django.utils import timezone
@@ -26,6 +24,7 @@ from helpdesk import tenancy
 from helpdesk.celery import app
 from helpdesk.models import Role
 from tests.channels_in.mails import customer_mail
+from tests.channels_in.polling import wait_for
 from tests.channels_in.test_email_roundtrip import free_port, post_mail
 from tests.conftest import acting, login
 from tests.factories import MembershipFactory, UserFactory
@@ -364,24 +363,6 @@ def test_inline_celery_cannot_wait_so_a_4xx_fails_on_its_only_try(
         reply.refresh_from_db()
     assert (reply.delivery_state, reply.delivery_attempts) == ("failed", 1)
     assert "Greylisted" in reply.delivery_error
-
-
-@pytest.fixture
-def real_worker() -> Iterator[None]:
-    app.conf.task_always_eager = False
-    try:
-        with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
-            yield
-    finally:
-        app.conf.task_always_eager = True
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the worker")
-        time.sleep(0.1)
 
 
 def test_with_a_real_worker_send_now_sends_a_retrying_reply_once(
