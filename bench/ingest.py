@@ -54,7 +54,7 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from channels_in.base import AdapterError  # noqa: E402
+from channels_in.base import AdapterError, Envelope  # noqa: E402
 from channels_in.models import ChannelAccount, Mailbox, RawInbound  # noqa: E402
 from channels_in.pipeline import process_raw, store_raw  # noqa: E402
 from helpdesk import tenancy  # noqa: E402
@@ -373,7 +373,9 @@ def statements_of(account: ChannelAccount, payload: bytes) -> int:
     """SQL statements of the whole pipeline for one payload, as Django captures them: BEGIN,
     COMMIT, savepoints and the tenant's ``set_config`` included."""
     with CaptureQueriesContext(connection) as captured:
-        raw, _ = store_raw(account=account, payload=payload, source=RawInbound.Source.IMPORT)
+        raw, _ = store_raw(
+            account=account, envelope=Envelope.of(payload), source=RawInbound.Source.IMPORT
+        )
         result = process_raw(raw.pk)
     if result is None or result.state != RawInbound.State.PROCESSED:
         raise SystemExit(f"the statement probe was not processed: {result and result.error}")
@@ -445,7 +447,7 @@ def measure_workers(
         for _kind, payload in mix.messages(messages):
             try:
                 raw, _ = store_raw(
-                    account=account, payload=payload, source=RawInbound.Source.IMPORT
+                    account=account, envelope=Envelope.of(payload), source=RawInbound.Source.IMPORT
                 )
             except AdapterError:  # not mail at all: nothing was stored
                 continue
@@ -516,7 +518,9 @@ def run(options: argparse.Namespace) -> dict[str, object]:
                 started = time.perf_counter()
                 try:
                     raw, _ = store_raw(
-                        account=account, payload=payload, source=RawInbound.Source.IMPORT
+                        account=account,
+                        envelope=Envelope.of(payload),
+                        source=RawInbound.Source.IMPORT,
                     )
                     result = process_raw(raw.pk)
                 except AdapterError:  # not mail at all: nothing was stored

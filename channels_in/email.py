@@ -8,31 +8,50 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import smtplib
 import socket
+import uuid
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import formataddr, parseaddr
+from io import BytesIO
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
 
 import dkim
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as SMTPEmailBackend
+from django.http import HttpRequest
+from django.http.multipartparser import MultiPartParserError
 from django.utils.translation import gettext as _
 
-from channels_in.base import Adapter, AdapterError, InboundMessage, OutboundReply
+from channels_in.base import (
+    Adapter,
+    AdapterError,
+    Answer,
+    Envelope,
+    InboundEvent,
+    InboundMessage,
+    Refused,
+    presented_secret,
+    secret_accepted,
+)
 from channels_in.crypto import decrypt_secret
 from channels_in.mail import parse_mail
 from channels_in.mail.framing import frame_mail
 from channels_in.mail.headers import collapse, decode_header_bytes, parse_from, raw_header
 from helpdesk import egress
-from helpdesk.errors import EgressRefused
+from helpdesk.errors import BadInput, EgressRefused
+from tickets.models import IdentityKind, Message, Ticket
 
 if TYPE_CHECKING:
-    from channels_in.models import Mailbox
+    from django.db.models import QuerySet
+
+    from channels_in.models import ChannelAccount, Mailbox
     from helpdesk.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -94,21 +113,130 @@ def mailbox_smtp_connection(mailbox: Mailbox, *, timeout: int = 30) -> BaseEmail
     )
 
 
+RAW_FIELDS = ("message", "email", "body-mime", "mime")
+_FORM_UNSAFE = re.compile(rb"[\s]")
+
+
+def raw_mail_from(request: HttpRequest) -> bytes:
+    """The raw message: the request body whatever its Content-Type says, unless the body really
+    is a form (Mailgun, SendGrid) carrying one of the raw-MIME fields.
+
+    ``curl --data-binary`` labels a piped mail ``application/x-www-form-urlencoded``; reading
+    that as a form would find no fields and lose the mail.
+    """
+    body = request.body
+    if request.content_type == "multipart/form-data":
+        try:
+            fields, files = request.parse_file_upload(request.META, BytesIO(body))
+        except MultiPartParserError:
+            return body
+        for field in RAW_FIELDS:
+            if field in files:
+                return files[field].read()
+        for field in RAW_FIELDS:
+            if fields.get(field):
+                # Form fields arrive decoded as UTF-8: 8-bit GBK may already be damaged.
+                return fields[field].encode("utf-8", "surrogateescape")
+        return body
+    if request.content_type == "application/x-www-form-urlencoded" and not _FORM_UNSAFE.search(
+        body
+    ):
+        # A real form body has no raw spaces or line breaks; a mail always has them. Values are
+        # kept as bytes, so 8-bit mail survives percent-encoding.
+        form = dict(pair.partition(b"=")[::2] for pair in body.split(b"&"))
+        for field in RAW_FIELDS:
+            value = form.get(field.encode())
+            if value:
+                return unquote_to_bytes(value.replace(b"+", b" "))
+    return body
+
+
+def reply_address(ticket: Ticket) -> str:
+    """Where a reply goes: the address the ticket's customer last wrote from, else theirs on
+    file. Never a third party who joined the thread."""
+    last_from_customer = (
+        ticket.messages.filter(
+            direction=Message.Direction.INBOUND, author_customer_id=ticket.customer_id
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if last_from_customer and last_from_customer.metadata.get("from"):
+        return last_from_customer.metadata["from"]
+    identity = ticket.customer.identities.filter(kind=IdentityKind.EMAIL).first()
+    if identity is None:
+        raise BadInput(_("The customer has no email address to reply to"))
+    return identity.value
+
+
+def reply_subject(ticket: Ticket) -> str:
+    subject = ticket.subject
+    if not subject.lower().startswith(("re:", "回复:", "回复：")):
+        subject = f"Re: {subject}"
+    return f"{subject} [#{ticket.number}]"
+
+
 class EmailAdapter(Adapter):
+    """Raw RFC 822 mail: posted by the merchant's MTA or a mail provider (authenticated by the
+    channel secret), polled over IMAP, or imported; replies go out over SMTP."""
+
     kind = "email"
 
-    def delivery_id(self, payload: bytes) -> str:
-        return delivery_id_of_mail(payload)
+    # --- the request ---
 
-    def summarise(self, payload: bytes) -> tuple[str, str]:
-        return summary_of_mail(payload)
+    def verify(self, request: HttpRequest) -> None:
+        if not secret_accepted(self.account, presented_secret(request)):
+            # 403, as this endpoint has always answered: forwarders configured against it
+            # treat it as "fix the secret", not "retry".
+            raise Refused(403, "bad_secret", "The channel secret is missing or wrong")
 
-    def parse(self, payload: bytes) -> list[InboundMessage]:
-        return [parse_mail(payload, max_attachment_bytes=self.account.tenant.max_attachment_bytes)]
+    def envelope(self, request: HttpRequest) -> Envelope:
+        # The mail is the whole payload; nothing else of the request is needed to parse it.
+        return Envelope.of(raw_mail_from(request))
 
-    def send(self, reply: OutboundReply) -> str:
+    def refuse_payload(self, error: AdapterError) -> Answer:
+        return Answer.error(400, "not_mail", error.message)
+
+    # --- the stored delivery ---
+
+    def delivery_id(self, envelope: Envelope) -> str:
+        return delivery_id_of_mail(envelope.body)
+
+    def summarise(self, envelope: Envelope) -> tuple[str, str]:
+        return summary_of_mail(envelope.body)
+
+    def parse(self, envelope: Envelope) -> list[InboundMessage | InboundEvent]:
+        return [
+            parse_mail(envelope.body, max_attachment_bytes=self.account.tenant.max_attachment_bytes)
+        ]
+
+    # --- replies ---
+
+    @classmethod
+    def reply_accounts(cls, accounts: QuerySet[ChannelAccount]) -> QuerySet[ChannelAccount]:
+        return accounts.filter(mailbox__isnull=False)
+
+    def prepare_reply(self, message: Message) -> None:
+        """Address a reply: to the address the customer last wrote from, with a Message-ID of
+        the merchant's domain, the ``[#n]`` subject token and the thread's References."""
+        ticket = message.ticket
+        domain = self.account.mailbox.address.rsplit("@", 1)[-1]
+        thread = list(
+            ticket.messages.exclude(external_id="")
+            .exclude(direction=Message.Direction.NOTE)
+            .order_by("created_at")
+            .values_list("external_id", flat=True)
+        )
+        message.external_id = f"{uuid.uuid4().hex}.{ticket.number}@{domain}"
+        message.subject = reply_subject(ticket)
+        message.metadata = {
+            **message.metadata,
+            "to": reply_address(ticket),
+            "references": [ref for ref in thread if not ref.startswith("sha256:")][-20:],
+        }
+
+    def send(self, message: Message) -> str:
         mailbox = self.account.mailbox
-        message = reply.message
         headers = {"Message-ID": f"<{message.external_id}>"}
         thread = message.metadata.get("references") or []
         if thread:
@@ -117,17 +245,17 @@ class EmailAdapter(Adapter):
         headers["X-Helpdesk-Ticket"] = str(message.ticket.number)
         sender = reply_sender(mailbox=mailbox, tenant=self.account.tenant)
         email = DkimSignedEmail(
-            subject=reply.subject,
-            body=reply.text,
+            subject=message.subject,
+            body=message.body_text,
             from_email=sender.from_email,
-            to=[reply.to],
+            to=[message.metadata["to"]],
             reply_to=[sender.reply_to] if sender.reply_to else None,
             headers=headers,
             connection=self._connection(),
             dkim_domain=sender.dkim_domain,
         )
-        if reply.html:
-            email.attach_alternative(reply.html, "text/html")
+        if message.body_html:
+            email.attach_alternative(message.body_html, "text/html")
         try:
             email.send(fail_silently=False)
         except EgressRefused as exc:

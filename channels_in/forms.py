@@ -50,3 +50,16 @@ class AttachmentLimitForm(forms.Form):
     megabytes = forms.IntegerField(
         label=_("Largest attachment kept (MB)"), min_value=1, max_value=MAX_ATTACHMENT_MEGABYTES
     )
+
+
+class ApiChannelForm(forms.Form):
+    name = forms.CharField(label=_("Channel name"), max_length=120)
+    # Checked by channels_in.api_channels (scheme, public address, usual port), whose reasons
+    # are more precise than a URL field's.
+    callback_url = forms.CharField(
+        label=_("Callback URL for replies"),
+        max_length=500,
+        required=False,
+        help_text=_("Agents' replies are posted here, signed. Leave empty to only receive."),
+        widget=forms.URLInput(attrs={"placeholder": "https://shop.example.com/helpdesk/replies"}),
+    )

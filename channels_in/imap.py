@@ -24,7 +24,7 @@ from imapclient import IMAPClient, imap4, tls
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from channels_in import pipeline
-from channels_in.base import AdapterError
+from channels_in.base import AdapterError, Envelope
 from channels_in.crypto import decrypt_secret
 from channels_in.models import ChannelAccount, Mailbox, RawInbound
 from helpdesk import egress
@@ -222,7 +222,9 @@ def _store(mailbox: Mailbox, uid: int, payload: bytes) -> str:
         try:
             with transaction.atomic():
                 _raw, created = pipeline.receive(
-                    account=mailbox.account, payload=payload, source=RawInbound.Source.IMAP
+                    account=mailbox.account,
+                    envelope=Envelope.of(payload),
+                    source=RawInbound.Source.IMAP,
                 )
             outcome = "stored" if created else "already stored"
         except AdapterError as exc:

@@ -41,8 +41,9 @@ from helpdesk import egress
 from helpdesk.errors import BadInput, HelpdeskError
 from helpdesk.models import Tenant
 from helpdesk.permissions import ActingAgent, Capability, require
+from tickets import audit
+from tickets.audit import AuditKind
 from tickets.models import Channel
-from tickets.services import record_audit
 
 CONNECT_TIMEOUT_SECONDS = 10
 MAX_ATTACHMENT_MEGABYTES = 100
@@ -106,11 +107,15 @@ def create_mailbox(
             smtp_password_encrypted=encrypt_secret(smtp_password),
             **values,
         )
-        record_audit(
-            actor=acting_agent.user,
-            action="channel.created",
+        audit.record(
+            actor=acting_agent,
+            kind=AuditKind.CHANNEL_CREATED,
             obj=account,
-            changes={"new": {"name": name, **values}},
+            changes={
+                field: (None, value)
+                for field, value in {"name": name, **values}.items()
+                if value not in ("", None)
+            },
         )
     return mailbox
 
@@ -143,11 +148,11 @@ def update_mailbox(
             changed_fields += ["imap_uidvalidity", "imap_last_uid"]
         if changed_fields:
             mailbox.save(update_fields=changed_fields)
-        record_audit(
-            actor=acting_agent.user,
-            action="channel.updated",
+        audit.record(
+            actor=acting_agent,
+            kind=AuditKind.CHANNEL_UPDATED,
             obj=account,
-            changes={"old": old, "new": new},
+            changes={field: (old[field], new[field]) for field in old},
         )
     return mailbox
 
@@ -169,11 +174,11 @@ def set_mailbox_password(
         mailbox.refresh_from_db(from_queryset=Mailbox.objects.select_for_update())
         setattr(mailbox, field, encrypt_secret(password))
         mailbox.save(update_fields=[field])
-        record_audit(
-            actor=acting_agent.user,
-            action="mailbox.password_changed",
+        audit.record(
+            actor=acting_agent,
+            kind=AuditKind.MAILBOX_PASSWORD_CHANGED,
             obj=mailbox.account,
-            changes={"server": server, "cleared": not password},
+            details={"server": server, "cleared": not password},
         )
     return mailbox
 
@@ -191,7 +196,12 @@ def pause_channel(*, acting_agent: ActingAgent, account: ChannelAccount) -> Chan
         account.last_error = reason
         account.last_error_at = timezone.now()
         account.save(update_fields=["paused", "last_error", "last_error_at"])
-        record_audit(actor=acting_agent.user, action="channel.paused", obj=account)
+        audit.record(
+            actor=acting_agent,
+            kind=AuditKind.CHANNEL_PAUSED,
+            obj=account,
+            changes={"paused": (False, True)},
+        )
     return account
 
 
@@ -218,11 +228,11 @@ def rotate_inbound_secret(*, acting_agent: ActingAgent, account: ChannelAccount)
             ]
         )
         # The secrets themselves stay out of the log: anyone reading it could post mail.
-        record_audit(
-            actor=acting_agent.user,
-            action="channel.secret_rotated",
+        audit.record(
+            actor=acting_agent,
+            kind=AuditKind.CHANNEL_SECRET_ROTATED,
             obj=account,
-            changes={"previous_valid_until": valid_until.isoformat()},
+            details={"previous_valid_until": valid_until},
         )
     return account
 
@@ -244,11 +254,11 @@ def set_attachment_limit(*, acting_agent: ActingAgent, megabytes: int) -> Tenant
         old_bytes = tenant.max_attachment_bytes
         tenant.max_attachment_bytes = new_bytes
         tenant.save(update_fields=["max_attachment_bytes"])
-        record_audit(
-            actor=acting_agent.user,
-            action="merchant.attachment_limit_changed",
+        audit.record(
+            actor=acting_agent,
+            kind=AuditKind.MERCHANT_ATTACHMENT_LIMIT_CHANGED,
             obj=tenant,
-            changes={"old": old_bytes, "new": new_bytes},
+            changes={"max_attachment_bytes": (old_bytes, new_bytes)},
         )
     return tenant
 
@@ -268,11 +278,11 @@ def test_connection(*, acting_agent: ActingAgent, mailbox: Mailbox) -> list[Conn
     require(acting_agent, Capability.MANAGE_CHANNELS)
     checks = [_check_imap(mailbox), _check_smtp(mailbox)]
     with transaction.atomic():
-        record_audit(
-            actor=acting_agent.user,
-            action="channel.connection_tested",
+        audit.record(
+            actor=acting_agent,
+            kind=AuditKind.CHANNEL_CONNECTION_TESTED,
             obj=mailbox.account,
-            changes={check.server.lower(): check.ok for check in checks},
+            details={check.server.lower(): check.ok for check in checks},
         )
     return checks
 
@@ -463,11 +473,11 @@ def send_test_mail(*, acting_agent: ActingAgent, mailbox: Mailbox) -> str:
         failure = smtp_failure(exc, server=server)
         raise TestMailFailed(failure.message) from exc
     with transaction.atomic():
-        record_audit(
-            actor=acting_agent.user,
-            action="channel.test_mail_sent",
+        audit.record(
+            actor=acting_agent,
+            kind=AuditKind.CHANNEL_TEST_MAIL_SENT,
             obj=mailbox.account,
-            changes={"to": mailbox.address},
+            details={"to": mailbox.address},
         )
     return mailbox.address
 

@@ -72,6 +72,20 @@ class Mailbox(TenantOwned):
         return bool(self.imap_host and self.imap_username)
 
 
+class ApiChannel(TenantOwned):
+    """The JSON message API side of an API channel: where agents' replies are posted back.
+
+    The merchant's system signs what it posts with the channel's secret
+    (``ChannelAccount.inbound_secret``), and replies are signed with it too (helpdesk.signing).
+    """
+
+    account = models.OneToOneField(ChannelAccount, on_delete=models.CASCADE, related_name="api")
+    callback_url = models.URLField(max_length=500, blank=True)
+
+    def __str__(self) -> str:
+        return self.callback_url or str(self.account)
+
+
 class RawInbound(TenantOwned):
     """A payload exactly as a channel delivered it, stored before anything else happens."""
 
@@ -98,6 +112,9 @@ class RawInbound(TenantOwned):
     sender = models.CharField(max_length=255, blank=True)
     subject = models.CharField(max_length=255, blank=True)
     payload = models.BinaryField()
+    # What of the request the channel's adapter needs besides the body (headers that matter,
+    # query string, form fields): a retry parses exactly what arrived (channels_in.base.Envelope).
+    envelope = models.JSONField(default=dict, blank=True)
     payload_sha256 = models.CharField(max_length=64)
     state = models.CharField(max_length=12, choices=State.choices, default=State.RECEIVED)
     error = models.TextField(blank=True)

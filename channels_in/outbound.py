@@ -1,9 +1,13 @@
-"""Agents' replies to customers: create the message, then deliver it through its channel."""
+"""Delivering agents' replies through their channel: claim, send, retry, record the state.
+
+``tickets.services.reply_to_customer`` decides what is said; this module picks the channel
+account, lets the channel's adapter address the reply (``prepare_reply``) and send it, and keeps
+the delivery state agents see (queued, sending, sent, retrying, failed).
+"""
 
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import timedelta
 
 from django.db import transaction
@@ -12,13 +16,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from channels_in import registry
-from channels_in.base import AdapterError, OutboundReply
+from channels_in.base import AdapterError
 from channels_in.models import ChannelAccount
 from helpdesk import realtime
 from helpdesk.errors import BadInput
 from helpdesk.permissions import ActingAgent, require_ticket_in_reach
-from tickets import services
-from tickets.models import IdentityKind, Message, Ticket
+from tickets import audit, services
+from tickets.audit import AuditKind
+from tickets.models import Message, Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +41,25 @@ class DeliveryDeferred(Exception):
 
 
 def reply_account(ticket: Ticket) -> ChannelAccount:
-    """The channel account the customer last wrote to, else the merchant's first of the kind."""
-    last_inbound = (
-        ticket.messages.filter(direction=Message.Direction.INBOUND).order_by("-created_at").first()
+    """The channel account the customer last wrote to, else the merchant's first of the kind
+    that can send replies."""
+    try:
+        adapter_class = registry.adapter_class(ticket.channel)
+    except AdapterError:
+        raise BadInput(
+            _("Replies on %(channel)s are not connected yet")
+            % {"channel": ticket.get_channel_display()}
+        ) from None
+    last_account_id = (
+        ticket.messages.filter(direction=Message.Direction.INBOUND, channel_account__isnull=False)
+        .order_by("-created_at")
+        .values_list("channel_account_id", flat=True)
+        .first()
     )
-    account_id = last_inbound.metadata.get("account_id") if last_inbound else None
-    accounts = ChannelAccount.objects.filter(kind=ticket.channel, is_active=True)
-    if ticket.channel == "email":
-        accounts = accounts.filter(mailbox__isnull=False)
-    account = accounts.filter(pk=account_id).first() if account_id else None
+    accounts = adapter_class.reply_accounts(
+        ChannelAccount.objects.filter(kind=ticket.channel, is_active=True)
+    )
+    account = accounts.filter(pk=last_account_id).first() if last_account_id else None
     account = account or accounts.order_by("pk").first()
     if account is None:
         raise BadInput(
@@ -54,83 +69,36 @@ def reply_account(ticket: Ticket) -> ChannelAccount:
     return account
 
 
-def reply_address(ticket: Ticket) -> str:
-    """Where a reply goes: the address the ticket's customer last wrote from, else theirs on
-    file. Never a third party who joined the thread."""
-    last_from_customer = (
-        ticket.messages.filter(
-            direction=Message.Direction.INBOUND, author_customer_id=ticket.customer_id
-        )
+def prepare_reply(message: Message) -> None:
+    """Give an unsaved reply its channel account, its conversation and the channel's addressing
+    (``Adapter.prepare_reply``). Raises BadInput when the customer cannot be answered."""
+    ticket = message.ticket
+    account = reply_account(ticket)
+    message.channel_account = account
+    message.conversation_id = (
+        ticket.messages.filter(direction=Message.Direction.INBOUND, channel_account=account)
+        .exclude(conversation_id="")
         .order_by("-created_at")
+        .values_list("conversation_id", flat=True)
         .first()
+        or ""
     )
-    if last_from_customer and last_from_customer.metadata.get("from"):
-        return last_from_customer.metadata["from"]
-    identity = ticket.customer.identities.filter(kind=IdentityKind.EMAIL).first()
-    if identity is None:
-        raise BadInput(_("The customer has no email address to reply to"))
-    return identity.value
+    registry.adapter_for(account).prepare_reply(message)
 
 
-def reply_subject(ticket: Ticket) -> str:
-    subject = ticket.subject
-    if not subject.lower().startswith(("re:", "回复:", "回复：")):
-        subject = f"Re: {subject}"
-    return f"{subject} [#{ticket.number}]"
+def reply_recipient(ticket: Ticket) -> str:
+    """Who a reply on the ticket would reach, as the agent reads it (an address, a customer
+    id); raises BadInput saying why no reply can be sent."""
+    draft = Message(ticket=ticket, direction=Message.Direction.OUTBOUND, channel=ticket.channel)
+    prepare_reply(draft)
+    return str(draft.metadata.get("to", ""))
 
 
-def send_reply(
-    *, acting_agent: ActingAgent, ticket: Ticket, text: str, status: str = Ticket.Status.PENDING
-) -> Message:
-    """Reply to the customer on a ticket in reach, on its channel; delivery happens after
-    commit, with retries.
-
-    The ticket takes ``status`` once the reply is sent: a reply that never reached the customer
-    does not leave the ticket waiting for them.
-    """
+def hand_over(message: Message) -> None:
+    """Queue a reply's delivery for after the caller's transaction commits."""
     from channels_in.tasks import deliver_message
 
-    require_ticket_in_reach(acting_agent, ticket)
-    text = (text or "").strip()
-    if not text:
-        raise BadInput(_("A reply needs some text"), field="text")
-    if status not in Ticket.Status.values:
-        raise BadInput(_("Unknown status %(status)s") % {"status": status}, field="status")
-    if ticket.channel != "email":
-        raise BadInput(f"Replies on {ticket.get_channel_display()} are not connected yet")
-    account = reply_account(ticket)
-    domain = account.mailbox.address.rsplit("@", 1)[-1]
-    thread = list(
-        ticket.messages.exclude(external_id="")
-        .exclude(direction=Message.Direction.NOTE)
-        .order_by("created_at")
-        .values_list("external_id", flat=True)
-    )
-    with transaction.atomic():
-        message = Message.objects.create(
-            ticket=ticket,
-            direction=Message.Direction.OUTBOUND,
-            channel=ticket.channel,
-            author_user=acting_agent.user,
-            subject=reply_subject(ticket),
-            body_text=text,
-            full_text=text,
-            external_id=f"{uuid.uuid4().hex}.{ticket.number}@{domain}",
-            delivery_state=Delivery.QUEUED,
-            metadata={
-                "account_id": account.pk,
-                "to": reply_address(ticket),
-                "references": [ref for ref in thread if not ref.startswith("sha256:")][-20:],
-                "then_status": status,
-                # The status applies on sending only if nobody changed it since (see
-                # tickets.services.apply_status_chosen_with_reply).
-                "status_when_written": ticket.status,
-            },
-        )
-        services.record_audit(actor=acting_agent, action="message.reply_queued", obj=message)
-        Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
-        transaction.on_commit(lambda: deliver_message.delay(ticket.tenant_id, message.pk))
-    return message
+    deliver_message.delay_on_commit(message.tenant_id, message.pk)
 
 
 def deliver(
@@ -146,15 +114,13 @@ def deliver(
     queued, retrying in that many seconds, and ``DeliveryDeferred`` asks the caller to schedule
     that try. Without ``retry_in`` this is the last try and any failure is final.
     """
-    message = Message.objects.select_related("ticket", "author_user").get(pk=message_id)
+    message = Message.objects.select_related(
+        "ticket", "author_user", "channel_account", "channel_account__tenant"
+    ).get(pk=message_id)
     queued = Message.objects.filter(pk=message_id, delivery_state=Delivery.QUEUED)
     if after_attempt is not None:
         queued = queued.filter(delivery_attempts=after_attempt)
-    account = (
-        ChannelAccount.objects.select_related("tenant")
-        .filter(pk=message.metadata.get("account_id"))
-        .first()
-    )
+    account = message.channel_account
     if account is not None and account.paused:
         # Not tried: the server refused the channel itself and will again until an admin
         # fixes it and resumes the channel; then the agent sends the reply again.
@@ -181,13 +147,7 @@ def deliver(
     try:
         if account is None:
             raise AdapterError(_("The channel this reply was written on is gone"), permanent=True)
-        reply = OutboundReply(
-            message=message,
-            to=message.metadata["to"],
-            subject=message.subject,
-            text=message.body_text,
-        )
-        registry.adapter_for(account).send(reply)
+        registry.adapter_for(account).send(message)
     except Exception as error:
         exc = error
         if not isinstance(exc, AdapterError):
@@ -228,6 +188,8 @@ def _fail_or_defer(
             delivery_changed_at=now,
             delivery_next_attempt_at=None,
         )
+        if account is not None:
+            registry.adapter_for(account).reply_failed(message)
         _announce(message, "message.failed")
         return Delivery.FAILED
     logger.info(
@@ -261,8 +223,6 @@ def _announce(message: Message, event: str) -> None:
 def resend(*, acting_agent: ActingAgent, message: Message) -> Message:
     """An agent who may work the ticket sends again a reply that failed, or that has been stuck
     sending (its worker died mid-send) for longer than a send can take."""
-    from channels_in.tasks import deliver_message
-
     require_ticket_in_reach(acting_agent, message.ticket)
     if message.direction != Message.Direction.OUTBOUND or not message.can_be_resent:
         raise BadInput(_("Only a failed reply can be sent again"))
@@ -276,8 +236,8 @@ def resend(*, acting_agent: ActingAgent, message: Message) -> Message:
         )
         if resent != 1:
             return message
-        services.record_audit(actor=acting_agent, action="message.resent", obj=message)
-        transaction.on_commit(lambda: deliver_message.delay(message.tenant_id, message.pk))
+        audit.record(actor=acting_agent, kind=AuditKind.MESSAGE_RESENT, obj=message)
+        hand_over(message)
     return message
 
 
@@ -288,8 +248,6 @@ def send_now(*, acting_agent: ActingAgent, message: Message) -> Message:
     The scheduled try is not revoked: when it comes, the reply has been tried since, so it
     does nothing (``deliver``'s ``after_attempt``), and the reply is sent once.
     """
-    from channels_in.tasks import deliver_message
-
     require_ticket_in_reach(acting_agent, message.ticket)
     if message.direction != Message.Direction.OUTBOUND or (
         message.delivery_state != Delivery.QUEUED
@@ -301,6 +259,6 @@ def send_now(*, acting_agent: ActingAgent, message: Message) -> Message:
         ).update(delivery_next_attempt_at=None, delivery_changed_at=timezone.now())
         if hastened != 1:
             return message  # a second click, or a try already under way
-        services.record_audit(actor=acting_agent, action="message.sent_now", obj=message)
-        transaction.on_commit(lambda: deliver_message.delay(message.tenant_id, message.pk))
+        audit.record(actor=acting_agent, kind=AuditKind.MESSAGE_SENT_NOW, obj=message)
+        hand_over(message)
     return message

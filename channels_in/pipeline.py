@@ -15,25 +15,29 @@ from datetime import timedelta
 import structlog
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from channels_in import registry
-from channels_in.base import AdapterError, InboundAttachment, InboundMessage
-from channels_in.linking import find_order_reference, find_thread, normalise_external_id
+from channels_in.base import (
+    AdapterError,
+    Envelope,
+    InboundAttachment,
+    InboundEvent,
+    InboundMessage,
+)
 from channels_in.mail.charsets import decode_bytes
 from channels_in.models import ChannelAccount, RawInbound
-from helpdesk import realtime
 from helpdesk.errors import BadInput
 from helpdesk.permissions import SYSTEM, ActingAgent, Actor, Capability, require
 from helpdesk.tenancy import require_tenant
-from tickets import services
-from tickets.assignment import group_for_new_ticket
-from tickets.models import Attachment, Customer, Message, Ticket
+from tickets import audit, services
+from tickets.audit import AuditKind
+from tickets.models import CustomerEvent, Message, Ticket
+from tickets.services import AttachmentFiles, clean_json, clean_text
+from tickets.threading import normalise_external_id
 
 logger = logging.getLogger(__name__)
 
@@ -45,40 +49,26 @@ class Outcome:
     state: str
     message: Message | None = None
     ticket: Ticket | None = None
+    event: CustomerEvent | None = None
     note: str = ""
-
-
-def clean_json(value: object) -> object:
-    """JSON as PostgreSQL's jsonb can hold it: no NUL characters in any string."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {clean_json(key): clean_json(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean_json(item) for item in value]
-    return value
-
-
-def clean_text(value: str, limit: int | None = None) -> str:
-    """Text as the database can hold it: no NUL characters, at most ``limit`` characters."""
-    value = (value or "").replace("\x00", "")
-    return value[:limit] if limit else value
 
 
 # --- 1. store raw ---------------------------------------------------------------------------
 
 
-def store_raw(*, account: ChannelAccount, payload: bytes, source: str) -> tuple[RawInbound, bool]:
-    """Keep the payload exactly as delivered; a redelivery returns the stored one, unchanged.
+def store_raw(
+    *, account: ChannelAccount, envelope: Envelope, source: str
+) -> tuple[RawInbound, bool]:
+    """Keep the delivery exactly as it arrived; a redelivery returns the stored one, unchanged.
 
     Raises AdapterError(permanent=True) when the payload plainly is not of this channel.
     """
     adapter = registry.adapter_for(account)
-    external_id = normalise_external_id(adapter.delivery_id(payload))
+    external_id = normalise_external_id(adapter.delivery_id(envelope))
     existing = RawInbound.objects.filter(account=account, external_id=external_id).first()
     if existing is not None:
         return existing, False
-    sender, subject = adapter.summarise(payload)
+    sender, subject = adapter.summarise(envelope)
     # Inside a caller's transaction a savepoint keeps it usable when the INSERT loses a race;
     # in autocommit the INSERT is a transaction of its own, without BEGIN and COMMIT round trips.
     own_savepoint = transaction.get_connection().in_atomic_block
@@ -90,8 +80,9 @@ def store_raw(*, account: ChannelAccount, payload: bytes, source: str) -> tuple[
                 source=source,
                 sender=clean_text(sender, 255),
                 subject=clean_text(subject, 255),
-                payload=payload,
-                payload_sha256=hashlib.sha256(payload).hexdigest(),
+                payload=envelope.body,
+                envelope=clean_json(envelope.meta()),
+                payload_sha256=hashlib.sha256(envelope.body).hexdigest(),
             )
     except IntegrityError:  # the same delivery arrived twice at once
         return RawInbound.objects.get(account=account, external_id=external_id), False
@@ -124,22 +115,21 @@ def enqueue(tenant_id: int, raw_id: int) -> None:
     """Hand a stored payload to a worker once it is committed.
 
     The payload is already safe in the database, so a broker that is down must not fail the
-    delivery: the payload is marked as never queued and the sweep queues it once the broker is
-    back (see ``requeue_stale_inbound``).
+    delivery: the task marks the payload as never queued and the sweep queues it once the
+    broker is back (see ``requeue_stale_inbound``).
     """
     from channels_in.tasks import process_raw_inbound
 
-    def hand_over() -> None:
-        try:
-            process_raw_inbound.delay(tenant_id, raw_id)
-        except Exception:  # kombu/redis errors: broker unreachable
-            logger.warning("inbound %s stored but not queued: broker unreachable", raw_id)
-            RawInbound.objects.filter(pk=raw_id, state=State.RECEIVED).update(queued_at=None)
-
-    transaction.on_commit(hand_over)
+    process_raw_inbound.delay_on_commit(tenant_id, raw_id)
 
 
-def receive(*, account: ChannelAccount, payload: bytes, source: str) -> tuple[RawInbound, bool]:
+def never_queued(raw_id: int) -> None:
+    """Handing a payload to the broker failed: the sweep, or its redelivery, queues it."""
+    logger.warning("inbound %s stored but not queued: broker unreachable", raw_id)
+    RawInbound.objects.filter(pk=raw_id, state=State.RECEIVED).update(queued_at=None)
+
+
+def receive(*, account: ChannelAccount, envelope: Envelope, source: str) -> tuple[RawInbound, bool]:
     """Store and enqueue: what every inbound endpoint, poller and importer calls.
 
     A redelivery of a payload that is stored but was never queued (the broker was down) queues
@@ -147,7 +137,7 @@ def receive(*, account: ChannelAccount, payload: bytes, source: str) -> tuple[Ra
     """
     if not account.is_active:
         raise BadInput(f"The channel {account.name!r} is switched off", account=account.pk)
-    raw, created = store_raw(account=account, payload=payload, source=source)
+    raw, created = store_raw(account=account, envelope=envelope, source=source)
     if created or (raw.state == State.RECEIVED and waited_too_long(raw)):
         enqueue(raw.tenant_id, raw.pk)
     return raw, created
@@ -215,6 +205,8 @@ def process_raw(
             inbound = parse_payload(raw, file_anyway=file_anyway)
             outcomes = [
                 ingest(account=raw.account, inbound=item, files=files, file_anyway=file_anyway)
+                if isinstance(item, InboundMessage)
+                else record_event(account=raw.account, event=item)
                 for item in inbound
             ]
             first = next((o for o in outcomes if o.message is not None), None) or (
@@ -222,7 +214,7 @@ def process_raw(
             )
             if inbound:
                 raw.sender = clean_text(inbound[0].sender_value, 255) or raw.sender
-                raw.subject = clean_text(inbound[0].subject, 255) or raw.subject
+                raw.subject = clean_text(getattr(inbound[0], "subject", ""), 255) or raw.subject
             raw.state = first.state
             raw.message = first.message
             raw.ticket = first.ticket
@@ -244,11 +236,11 @@ def process_raw(
                 ]
             )
             if file_anyway:
-                services.record_audit(
+                audit.record(
                     actor=acting_agent,
-                    action="inbound.filed_by_hand",
+                    kind=AuditKind.INBOUND_FILED_BY_HAND,
                     obj=raw,
-                    changes={"ticket": [None, first.ticket.number if first.ticket else None]},
+                    details={"ticket": first.ticket.number if first.ticket else None},
                 )
     except AdapterError as exc:
         files.remove()
@@ -271,11 +263,12 @@ def process_raw(
     return raw
 
 
-def parse_payload(raw: RawInbound, *, file_anyway: bool) -> list[InboundMessage]:
-    """The messages a payload carries; for an admin filing unreadable bytes by hand, one
-    message holding the bytes as text and as an attachment."""
+def parse_payload(raw: RawInbound, *, file_anyway: bool) -> list[InboundMessage | InboundEvent]:
+    """The messages and events a stored delivery carries; for an admin filing unreadable bytes
+    by hand, one message holding the bytes as text and as an attachment."""
+    envelope = Envelope.stored(bytes(raw.payload), raw.envelope)
     try:
-        return registry.adapter_for(raw.account).parse(bytes(raw.payload))
+        return registry.adapter_for(raw.account).parse(envelope)
     except AdapterError as exc:
         if not (file_anyway and exc.permanent):
             raise
@@ -307,7 +300,7 @@ def retry_inbound(*, acting_agent: ActingAgent, raw: RawInbound) -> RawInbound:
     require(acting_agent, Capability.MANAGE_CHANNELS)
     if raw.state != State.FAILED:
         raise BadInput(_("Only failed messages can be retried"), state=raw.state)
-    services.record_audit(actor=acting_agent, action="inbound.retried", obj=raw)
+    audit.record(actor=acting_agent, kind=AuditKind.INBOUND_RETRIED, obj=raw)
     enqueue(raw.tenant_id, raw.pk)
     return raw
 
@@ -327,11 +320,12 @@ def discard_inbound(*, acting_agent: ActingAgent, raw: RawInbound, reason: str =
         raw.note = clean_text(reason, 255) or raw.note
         raw.state_changed_at = timezone.now()
         raw.save(update_fields=["state", "note", "state_changed_at"])
-        services.record_audit(
+        audit.record(
             actor=acting_agent,
-            action="inbound.discarded",
+            kind=AuditKind.INBOUND_DISCARDED,
             obj=raw,
-            changes={"state": [old, raw.state]},
+            changes={"state": (old, raw.state)},
+            details={"reason": raw.note} if raw.note else None,
         )
     return raw
 
@@ -358,26 +352,7 @@ def file_inbound_anyway(*, acting_agent: ActingAgent, raw: RawInbound) -> RawInb
     return result
 
 
-# --- 3. ingest one normalised message --------------------------------------------------------
-
-
-class AttachmentFiles:
-    """Attachment files written for one payload, removed again if its transaction rolls back."""
-
-    def __init__(self) -> None:
-        self.names: list[str] = []
-
-    def write(self, attachment: Attachment, content: bytes) -> None:
-        attachment.file.save(attachment.filename, ContentFile(content), save=False)
-        self.names.append(attachment.file.name)
-
-    def remove(self) -> None:
-        for name in self.names:
-            try:
-                default_storage.delete(name)
-            except OSError:
-                logger.warning("could not remove attachment file %s", name, exc_info=True)
-        self.names.clear()
+# --- 3. file one normalised message or event ------------------------------------------------
 
 
 def ingest(
@@ -387,21 +362,9 @@ def ingest(
     files: AttachmentFiles | None = None,
     file_anyway: bool = False,
 ) -> Outcome:
-    """Create or update the ticket and message for one normalised inbound message.
-
-    Slow work comes first (files), then the customer is locked so that two messages of one
-    customer processed at the same moment thread onto one ticket, and a new ticket takes its
-    number as the last write, holding the merchant's counter lock only until commit.
-    """
-    files = files or AttachmentFiles()
-    external_id = normalise_external_id(inbound.external_id)
-    duplicate = (
-        Message.objects.filter(channel=inbound.channel, external_id=external_id)
-        .select_related("ticket")
-        .first()
-        if external_id
-        else None
-    )
+    """File one normalised message unless it is a redelivery, automated, or has no sender (an
+    admin's ``file_anyway`` files the last two all the same)."""
+    duplicate = services.filed_message(channel=inbound.channel, external_id=inbound.external_id)
     if duplicate is not None:
         return Outcome(
             State.DUPLICATE,
@@ -412,98 +375,16 @@ def ingest(
         return Outcome(State.IGNORED, note=inbound.automated_reason or "automated message")
     if not inbound.sender_value and not file_anyway:
         raise NoSender()
-
-    attachments = []
-    for item in inbound.attachments:
-        attachment = Attachment(
-            tenant_id=account.tenant_id,  # bulk_create below skips TenantOwned.save
-            filename=clean_text(item.filename, 255) or "attachment",
-            content_type=clean_text(item.content_type, 127),
-            size=len(item.content),
-            content_id=clean_text(item.content_id, 255),
-            inline=item.inline,
-        )
-        files.write(attachment, item.content)
-        attachments.append(attachment)
-
-    customer = sender_of(inbound, file_anyway=file_anyway)
-    ticket = find_thread(customer=customer, inbound=inbound)
-    order = find_order_reference(customer=customer, inbound=inbound)
-    new_ticket = ticket is None
-    customer_wrote_at = inbound.sent_at or timezone.now()
-    if ticket is None:
-        ticket = services.draft_ticket(
-            customer=customer,
-            subject=clean_text(inbound.subject),
-            channel=inbound.channel,
-            order=order,
-            group=group_for_new_ticket(),
-            last_customer_message_at=customer_wrote_at,
-        )
-    else:
-        if order is not None and ticket.order_id is None:
-            services.link_order(acting_agent=SYSTEM, ticket=ticket, order=order)
-        if ticket.status in {Ticket.Status.PENDING, Ticket.Status.SOLVED, Ticket.Status.ON_HOLD}:
-            # The customer answered: the ticket needs an agent again.
-            services.change_ticket_status(
-                acting_agent=SYSTEM, ticket=ticket, status=Ticket.Status.OPEN
-            )
-
-    message = Message.objects.create(
-        ticket=ticket,
-        direction=Message.Direction.INBOUND,
-        channel=inbound.channel,
-        author_customer=customer,
-        subject=clean_text(inbound.subject, 255),
-        body_text=clean_text(inbound.text),
-        full_text=clean_text(inbound.full_text or inbound.text),
-        body_html=clean_text(inbound.html),
-        external_id=external_id,
-        sent_at=inbound.sent_at,
-        metadata=clean_json(
-            {
-                **inbound.metadata,
-                "account_id": account.pk,
-                "from": inbound.sender_value,
-                "recipients": inbound.recipients,
-                "reply_to_ids": [normalise_external_id(i) for i in inbound.reply_to_ids[:20]],
-                "conversation_id": inbound.conversation_id,
-            }
-        ),
-    )
-    for attachment in attachments:
-        attachment.message = message
-    if attachments:
-        Attachment.objects.bulk_create(attachments)
-    if new_ticket:
-        services.number_ticket(acting_agent=SYSTEM, ticket=ticket)
-    else:
-        Ticket.objects.filter(pk=ticket.pk).update(
-            last_customer_message_at=customer_wrote_at, updated_at=timezone.now()
-        )
-    realtime.publish_after_commit(
-        ticket.tenant_id,
-        "ticket.message",
-        {"ticket": ticket.number, "direction": "inbound", "subject": ticket.subject},
-        ticket=ticket,
-    )
-    return Outcome(State.PROCESSED, message=message, ticket=ticket)
+    filed = services.record_customer_message(inbound=inbound, account_id=account.pk, files=files)
+    return Outcome(State.PROCESSED, message=filed.message, ticket=filed.ticket)
 
 
-def sender_of(inbound: InboundMessage, *, file_anyway: bool) -> Customer:
-    """The customer who sent a message, locked until the transaction ends so that messages of
-    one customer are threaded one after the other."""
-    sender_name = clean_text(inbound.sender_name, 200)
-    if inbound.sender_value:
-        # Customer rows are locked only here, and one at a time: no deadlock between workers.
-        return services.resolve_customer(
-            kind=inbound.sender_kind,
-            value=clean_text(inbound.sender_value),
-            name=sender_name,
-            lock=True,
-        )
-    # Filed by hand with no address at all: visible on its ticket, nobody to reply to.
-    return Customer.objects.create(name=sender_name or _("Unknown sender"))
+def record_event(*, account: ChannelAccount, event: InboundEvent) -> Outcome:
+    """Put a non-message event on the customer's timeline."""
+    if not event.sender_value:
+        raise NoSender()
+    recorded = services.record_customer_event(event=event, account_id=account.pk)
+    return Outcome(State.PROCESSED, event=recorded, note=f"event: {recorded.kind}")
 
 
 def stale_inbound(limit: int = 500) -> list[int]:

@@ -1,25 +1,35 @@
-"""Which adapter handles which channel kind. Adding a channel is one module and one line here."""
+"""Which adapter handles which channel kind. Adding a channel is one module and one line here.
+
+Adapters are imported by dotted path when first used, so a channel's libraries load only in
+processes that handle that channel.
+"""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING
 
+from django.utils.module_loading import import_string
+
 from channels_in.base import Adapter, AdapterError
-from channels_in.email import EmailAdapter
 
 if TYPE_CHECKING:
     from channels_in.models import ChannelAccount
 
-ADAPTERS: dict[str, type[Adapter]] = {
-    EmailAdapter.kind: EmailAdapter,
+ADAPTERS: dict[str, str] = {
+    "email": "channels_in.email.EmailAdapter",
+    "api": "channels_in.json_api.JsonApiAdapter",
 }
 
 
-def adapter_for(account: ChannelAccount) -> Adapter:
+@cache
+def adapter_class(kind: str) -> type[Adapter]:
     try:
-        adapter_class = ADAPTERS[account.kind]
+        path = ADAPTERS[kind]
     except KeyError:
-        raise AdapterError(
-            f"No adapter handles {account.kind!r} channels", permanent=True
-        ) from None
-    return adapter_class(account)
+        raise AdapterError(f"No adapter handles {kind!r} channels", permanent=True) from None
+    return import_string(path)
+
+
+def adapter_for(account: ChannelAccount) -> Adapter:
+    return adapter_class(account.kind)(account)

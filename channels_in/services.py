@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 
 from channels_in.models import ChannelAccount
 from helpdesk.permissions import ActingAgent, Capability, require
-from tickets.services import record_audit
+from tickets import audit
+from tickets.audit import AuditKind
 
 
 def resume_channel(*, acting_agent: ActingAgent, account: ChannelAccount) -> ChannelAccount:
@@ -16,11 +19,11 @@ def resume_channel(*, acting_agent: ActingAgent, account: ChannelAccount) -> Cha
         account.refresh_from_db(from_queryset=ChannelAccount.objects.select_for_update())
         if not account.paused:
             return account
-        record_audit(
-            actor=acting_agent,
-            action="channel.resumed",
-            obj=account,
-            changes={"last_error": account.last_error},
+        changes: dict[str, tuple[Any, Any]] = {"paused": (True, False)}
+        if account.last_error:
+            changes["last_error"] = (account.last_error, "")
+        audit.record(
+            actor=acting_agent, kind=AuditKind.CHANNEL_RESUMED, obj=account, changes=changes
         )
         account.paused = False
         account.last_error = ""

@@ -1,4 +1,8 @@
-"""Celery tasks of the inbound pipeline and outbound delivery. Each takes the tenant id first."""
+"""Celery tasks of the inbound pipeline and outbound delivery. Each takes the tenant id first.
+
+Tasks are thin: they call ``pipeline`` and ``outbound``, which hand work back with the task
+base's ``delay_on_commit`` (helpdesk.tenancy.TenantTask).
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,12 @@ def backoff(retries: int) -> int:
     return 30 * 4**retries
 
 
-@shared_task(bind=True, base=tenancy.TenantTask, acks_late=True, max_retries=MAX_RETRIES)
+class InboundTask(tenancy.TenantTask):
+    def enqueue_failed(self, tenant_id: int, raw_id: int, *args: object, **kwargs: object) -> None:
+        pipeline.never_queued(raw_id)
+
+
+@shared_task(bind=True, base=InboundTask, acks_late=True, max_retries=MAX_RETRIES)
 def process_raw_inbound(self, tenant_id: int, raw_id: int) -> str | None:  # type: ignore[no-untyped-def]
     try:
         raw = pipeline.process_raw(raw_id)

@@ -1,27 +1,22 @@
-"""Inbound endpoints (thin: verify, store raw, enqueue, answer fast) and the admins' inbox log."""
+"""The inbound endpoint of every channel (thin: verify, store raw, enqueue, answer fast) and the
+admins' inbox log."""
 
 from __future__ import annotations
 
-import base64
-import hmac
-import re
 from io import BytesIO
-from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.http.multipartparser import MultiPartParserError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
-from channels_in import pipeline, services
-from channels_in.base import AdapterError
+from channels_in import pipeline, registry, services
+from channels_in.base import AdapterError, Answer, Refused
 from channels_in.mail.charsets import decode_bytes
 from channels_in.models import ChannelAccount, RawInbound
 from helpdesk import tenancy, throttles
@@ -29,88 +24,17 @@ from helpdesk.models import Tenant
 from helpdesk.permissions import ActingAgent, Capability, acting_agent_for_request, require
 from tickets.views import tenant_required
 
-RAW_FIELDS = ("message", "email", "body-mime", "mime")
-_FORM_UNSAFE = re.compile(rb"[\s]")
 
-
-def _error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"message": message, "code": code, "extra": {}}, status=status)
-
-
-def presented_secret(request: HttpRequest) -> str:
-    """The channel secret from X-Helpdesk-Secret, a Bearer token or HTTP Basic's password."""
-    if request.headers.get("X-Helpdesk-Secret"):
-        return request.headers["X-Helpdesk-Secret"]
-    auth = request.headers.get("Authorization", "")
-    scheme, _, value = auth.partition(" ")
-    if scheme.lower() == "bearer":
-        return value.strip()
-    if scheme.lower() == "basic":
-        try:
-            return base64.b64decode(value.strip()).decode().partition(":")[2]
-        except (ValueError, UnicodeDecodeError):
-            return ""
-    return ""
-
-
-def secret_accepted(account: ChannelAccount, presented: str) -> bool:
-    """The channel's secret, or the one it replaced while its grace period lasts.
-
-    Both comparisons always run, in constant time, so the answer's timing tells nothing about
-    which secret (if any) came close.
-    """
-    current = hmac.compare_digest(presented.encode(), account.inbound_secret.encode())
-    previous = hmac.compare_digest(
-        presented.encode(), (account.previous_inbound_secret or "").encode()
-    )
-    previous_valid = bool(
-        account.previous_inbound_secret
-        and account.previous_secret_valid_until
-        and account.previous_secret_valid_until > timezone.now()
-    )
-    return bool(presented) and (current or (previous and previous_valid))
-
-
-def raw_mail_from(request: HttpRequest) -> bytes:
-    """The raw message: the request body whatever its Content-Type says, unless the body really
-    is a form (Mailgun, SendGrid) carrying one of the raw-MIME fields.
-
-    ``curl --data-binary`` labels a piped mail ``application/x-www-form-urlencoded``; reading
-    that as a form would find no fields and lose the mail.
-    """
-    body = request.body
-    if request.content_type == "multipart/form-data":
-        try:
-            fields, files = request.parse_file_upload(request.META, BytesIO(body))
-        except MultiPartParserError:
-            return body
-        for field in RAW_FIELDS:
-            if field in files:
-                return files[field].read()
-        for field in RAW_FIELDS:
-            if fields.get(field):
-                # Form fields arrive decoded as UTF-8: 8-bit GBK may already be damaged.
-                return fields[field].encode("utf-8", "surrogateescape")
-        return body
-    if request.content_type == "application/x-www-form-urlencoded" and not _FORM_UNSAFE.search(
-        body
-    ):
-        # A real form body has no raw spaces or line breaks; a mail always has them. Values are
-        # kept as bytes, so 8-bit mail survives percent-encoding.
-        form = dict(pair.partition(b"=")[::2] for pair in body.split(b"&"))
-        for field in RAW_FIELDS:
-            value = form.get(field.encode())
-            if value:
-                return unquote_to_bytes(value.replace(b"+", b" "))
-    return body
+def _error(status: int, code: str, message: str) -> HttpResponse:
+    return Answer.error(status, code, message).response()
 
 
 def read_large_body(request: HttpRequest, *, max_bytes: int) -> bool:
     """Read the whole body, up to ``max_bytes``, into ``request.body``; False past it.
 
     ``request.body`` itself refuses anything above DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB, right
-    for every form of the site), and mail with attachments is often far larger: this endpoint
-    alone reads the stream itself, still bounded, even when no Content-Length was sent.
+    for every form of the site), and mail with attachments is often far larger: the inbound
+    endpoint alone reads the stream itself, still bounded, even when no Content-Length was sent.
     """
     body = request.read(max_bytes + 1)
     if len(body) > max_bytes:
@@ -122,47 +46,62 @@ def read_large_body(request: HttpRequest, *, max_bytes: int) -> bool:
 
 
 @csrf_exempt
-@require_POST
-def email_inbound(request: HttpRequest, tenant_slug: str, account_id: int) -> HttpResponse:
-    """Accept one raw RFC 822 message for a merchant's email channel; 202 once it is stored."""
+@require_http_methods(["GET", "HEAD", "POST"])
+def inbound(request: HttpRequest, tenant_slug: str, kind: str, account_id: int) -> HttpResponse:
+    """Every channel's webhook: ``/inbound/<merchant>/<kind>/<channel id>/``.
+
+    Thin: find the channel, let its adapter answer a handshake or verify the request, store the
+    delivery (``pipeline.receive``: raw first, deduplicated, queued after commit) and answer the
+    provider the way the adapter says. The payload is processed by a worker.
+    """
     # Counted per channel before any database work, so a flood costs one Redis increment each.
     # Senders retry on 429 (Postfix with the README's `curl -f || exit 75`, the providers on
-    # their own), so mail past the quota is late, not lost.
+    # their own), so messages past the quota are late, not lost.
     quota = throttles.take(
-        scope="inbound", subject=f"{tenant_slug}:{account_id}", rate=settings.HELPDESK_INBOUND_RATE
+        scope="inbound",
+        subject=f"{tenant_slug}:{account_id}",
+        rate=settings.HELPDESK_INBOUND_RATE,
     )
     if not quota.allowed:
         response = _error(429, "rate_limited", "Too many messages for this channel; retry later")
         response["Retry-After"] = str(quota.retry_after_seconds)
         return response
     try:
+        adapter_class = registry.adapter_class(kind)
+    except AdapterError:
+        raise Http404("No such channel") from None
+    max_bytes = adapter_class.max_body_bytes or settings.HELPDESK_INBOUND_MAX_BYTES
+    try:
         declared_length = int(request.headers.get("Content-Length") or 0)
     except ValueError:
         return _error(400, "bad_length", "The Content-Length header is not a number")
-    if declared_length > settings.HELPDESK_INBOUND_MAX_BYTES or not read_large_body(
-        request, max_bytes=settings.HELPDESK_INBOUND_MAX_BYTES
-    ):
+    if declared_length > max_bytes or not read_large_body(request, max_bytes=max_bytes):
         return _error(413, "too_large", "The message is larger than this helpdesk accepts")
     tenant = Tenant.objects.filter(slug=tenant_slug, is_active=True).first()
     if tenant is None:
         raise Http404("No such channel")
     with tenancy.activate(tenant):
-        account = ChannelAccount.objects.filter(pk=account_id, kind="email").first()
+        account = ChannelAccount.objects.filter(pk=account_id, kind=kind).first()
         if account is None:
             raise Http404("No such channel")
-        if not secret_accepted(account, presented_secret(request)):
-            return _error(403, "bad_secret", "The channel secret is missing or wrong")
-        payload = raw_mail_from(request)
+        adapter = adapter_class(account)
+        try:
+            if request.method != "POST":
+                answer = adapter.handshake(request)
+                if answer is None:
+                    return HttpResponseNotAllowed(["POST"])
+                return answer.response()
+            adapter.verify(request)
+            envelope = adapter.envelope(request)
+        except Refused as refused:
+            return _error(refused.status, refused.code, refused.message)
         try:
             raw, created = pipeline.receive(
-                account=account, payload=payload, source=RawInbound.Source.WEBHOOK
+                account=account, envelope=envelope, source=RawInbound.Source.WEBHOOK
             )
         except AdapterError as exc:
-            return _error(400, "not_mail", exc.message)
-    return JsonResponse(
-        {"status": "accepted" if created else "duplicate", "id": raw.pk, "state": raw.state},
-        status=202,
-    )
+            return adapter.refuse_payload(exc).response()
+        return adapter.answer(raw, created).response()
 
 
 def _channel_manager(request: HttpRequest) -> ActingAgent:

@@ -1,5 +1,6 @@
-"""Settings pages for the merchant's channels: connect and edit mailboxes, test them, rotate
-the inbound secret, pause and resume. Every view needs ``MANAGE_CHANNELS``."""
+"""Settings pages for the merchant's channels: connect and edit mailboxes and JSON API
+channels, test mailboxes, rotate the inbound secret, pause and resume. Every view needs
+``MANAGE_CHANNELS``."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ from datetime import datetime
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from channels_in import mailboxes
-from channels_in.forms import AttachmentLimitForm, MailboxForm
-from channels_in.models import ChannelAccount, Mailbox
-from helpdesk.errors import EgressRefused
+from channels_in import api_channels, mailboxes
+from channels_in.forms import ApiChannelForm, AttachmentLimitForm, MailboxForm
+from channels_in.models import ApiChannel, ChannelAccount, Mailbox
+from helpdesk.errors import BadInput, EgressRefused
 from helpdesk.permissions import ActingAgent, Capability
 from helpdesk.views_settings import acting_with, render_settings
+from tickets.models import Channel
 from tickets.views import tenant_required
 
 SECTION = "settings:channels"
@@ -29,10 +32,20 @@ def _mailbox(pk: int) -> Mailbox:
     return get_object_or_404(Mailbox.objects.select_related("account"), account_id=pk)
 
 
+def _account(pk: int) -> ChannelAccount:
+    """The active merchant's channel ``pk``, of any kind; another merchant's id is 404."""
+    return get_object_or_404(ChannelAccount, pk=pk)
+
+
+def _api_channel(pk: int) -> ApiChannel:
+    """The active merchant's API channel ``pk``; another merchant's id is 404."""
+    return get_object_or_404(ApiChannel.objects.select_related("account"), account_id=pk)
+
+
 @tenant_required
 def channel_list(request: HttpRequest) -> HttpResponse:
     acting = acting_with(request, Capability.MANAGE_CHANNELS)
-    accounts = ChannelAccount.objects.select_related("mailbox").order_by("kind", "name")
+    accounts = ChannelAccount.objects.select_related("mailbox", "api").order_by("kind", "name")
     limit_form = AttachmentLimitForm(
         initial={"megabytes": request.tenant.max_attachment_bytes // (1024 * 1024)}
     )
@@ -145,6 +158,8 @@ def _channel_page(
 @tenant_required
 def channel_edit(request: HttpRequest, pk: int) -> HttpResponse:
     acting = acting_with(request, Capability.MANAGE_CHANNELS)
+    if _account(pk).kind == Channel.API:
+        return api_channel_edit(request, acting, _api_channel(pk))
     mailbox = _mailbox(pk)
     if request.method != "POST":
         return _channel_page(request, acting, mailbox)
@@ -209,13 +224,13 @@ def channel_test_mail(request: HttpRequest, pk: int) -> HttpResponse:
 @tenant_required
 def channel_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     acting = acting_with(request, Capability.MANAGE_CHANNELS)
-    account = _mailbox(pk).account
+    account = _account(pk)
     mailboxes.rotate_inbound_secret(acting_agent=acting, account=account)
     messages.success(
         request,
         _(
             "The channel has a new secret. The old one works until %(until)s: update your "
-            "forwarder before then."
+            "forwarder or your system before then."
         )
         % {"until": _local(account.previous_secret_valid_until)},
     )
@@ -238,7 +253,7 @@ def _local(moment: datetime) -> str:
 @tenant_required
 def channel_pause(request: HttpRequest, pk: int) -> HttpResponse:
     acting = acting_with(request, Capability.MANAGE_CHANNELS)
-    mailboxes.pause_channel(acting_agent=acting, account=_mailbox(pk).account)
+    mailboxes.pause_channel(acting_agent=acting, account=_account(pk))
     messages.success(
         request, _("The channel is paused: no polling and no replies until you resume it.")
     )
@@ -249,6 +264,101 @@ def channel_pause(request: HttpRequest, pk: int) -> HttpResponse:
 @tenant_required
 def channel_resume(request: HttpRequest, pk: int) -> HttpResponse:
     acting = acting_with(request, Capability.MANAGE_CHANNELS)
-    mailboxes.resume_channel(acting_agent=acting, account=_mailbox(pk).account)
+    mailboxes.resume_channel(acting_agent=acting, account=_account(pk))
     messages.success(request, _("The channel is running again."))
     return redirect("settings:channel", pk=pk)
+
+
+# --- JSON API channels -------------------------------------------------------------------------
+
+
+@tenant_required
+def api_channel_new(request: HttpRequest) -> HttpResponse:
+    acting = acting_with(request, Capability.MANAGE_CHANNELS)
+    form = ApiChannelForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            api = api_channels.create_api_channel(
+                acting_agent=acting,
+                name=form.cleaned_data["name"],
+                callback_url=form.cleaned_data["callback_url"],
+            )
+        except BadInput as exc:  # EgressRefused included
+            _form_error(form, exc)
+        else:
+            messages.success(
+                request,
+                _(
+                    "The API channel %(name)s is connected. Sign what your system posts with "
+                    "its secret."
+                )
+                % {"name": api.account.name},
+            )
+            return redirect("settings:channel", pk=api.account_id)
+    return render_settings(
+        request,
+        acting,
+        "settings/api_channel_form.html",
+        {"form": form, "api": None},
+        section=SECTION,
+        status=400 if form.is_bound else 200,
+    )
+
+
+def api_channel_edit(request: HttpRequest, acting: ActingAgent, api: ApiChannel) -> HttpResponse:
+    """An API channel's page: its endpoint and secret, and its name and callback URL to edit."""
+    account = api.account
+    if request.method != "POST":
+        form = ApiChannelForm(initial={"name": account.name, "callback_url": api.callback_url})
+        return _api_channel_page(request, acting, api, form=form)
+    form = ApiChannelForm(request.POST)
+    if form.is_valid():
+        try:
+            api_channels.update_api_channel(
+                acting_agent=acting,
+                api_channel=api,
+                name=form.cleaned_data["name"],
+                callback_url=form.cleaned_data["callback_url"],
+            )
+        except BadInput as exc:  # EgressRefused included
+            _form_error(form, exc)
+        else:
+            messages.success(request, _("The channel settings are saved."))
+            return redirect("settings:channel", pk=account.pk)
+    api.refresh_from_db()
+    account.refresh_from_db()
+    return _api_channel_page(request, acting, api, form=form, status=400)
+
+
+def _api_channel_page(
+    request: HttpRequest,
+    acting: ActingAgent,
+    api: ApiChannel,
+    *,
+    form: ApiChannelForm,
+    status: int = 200,
+) -> HttpResponse:
+    account = api.account
+    endpoint = request.build_absolute_uri(
+        reverse("channels_in:inbound", args=[request.tenant.slug, Channel.API, account.pk])
+    )
+    return render_settings(
+        request,
+        acting,
+        "settings/api_channel_form.html",
+        {
+            "form": form,
+            "api": api,
+            "account": account,
+            "endpoint": endpoint,
+            "previous_secret_until": _grace_end(account),
+        },
+        section=SECTION,
+        status=status,
+    )
+
+
+def _form_error(form: ApiChannelForm, exc: BadInput) -> None:
+    """The service's reason beside the field it names."""
+    field = exc.extra.get("field")
+    form.add_error(field if field in form.fields else None, exc.message)

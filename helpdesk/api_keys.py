@@ -13,20 +13,36 @@ from helpdesk import tenancy
 from helpdesk.errors import BadInput, NotFound, PermissionDenied
 from helpdesk.models import ApiKey, ApiScope
 from helpdesk.permissions import ActingAgent, Actor, Capability, SystemActor, require
-from tickets.services import record_audit
+from tickets import audit
+from tickets.audit import AuditKind
 
 # The platform operator at a shell: named so in the merchant's audit log.
 COMMAND_LINE = SystemActor(on_behalf_of="manage.py revoke_api_key")
 
 
-def _key_summary(key: ApiKey) -> dict[str, Any]:
+def key_summary(key: ApiKey) -> dict[str, Any]:
+    """What the audit log says about a key (never its secret)."""
     return {
         "name": key.name,
         "prefix": key.prefix,
         "scopes": list(key.scopes),
-        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "expires_at": key.expires_at,
         "acts_as": key.acting_user.get_username(),
     }
+
+
+def record_key_created(*, actor: Any, key: ApiKey) -> None:
+    """Audit a new key: each of its settings goes from nothing to its value."""
+    audit.record(
+        actor=actor,
+        kind=AuditKind.API_KEY_CREATED,
+        obj=key,
+        changes={
+            field: (None, value)
+            for field, value in key_summary(key).items()
+            if value not in (None, "", [])
+        },
+    )
 
 
 def create_api_key(
@@ -55,12 +71,7 @@ def create_api_key(
             scopes=ordered_scopes,
             expires_at=expires_at,
         )
-        record_audit(
-            actor=acting_agent.user,
-            action="api_key.created",
-            obj=key,
-            changes={"old": None, "new": _key_summary(key)},
-        )
+        record_key_created(actor=acting_agent, key=key)
     return key, token
 
 
@@ -75,14 +86,11 @@ def revoke_api_key(*, acting_agent: Actor, key: ApiKey) -> ApiKey:
             return key
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
-        record_audit(
+        audit.record(
             actor=acting_agent,
-            action="api_key.revoked",
+            kind=AuditKind.API_KEY_REVOKED,
             obj=key,
-            changes={
-                "old": {"revoked_at": None},
-                "new": {"revoked_at": key.revoked_at.isoformat()},
-                "key": _key_summary(key),
-            },
+            changes={"revoked_at": (None, key.revoked_at)},
+            details=key_summary(key),
         )
     return key

@@ -15,7 +15,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from helpdesk.asgi_limits import RequestBodyLimits  # noqa: E402
-from tickets.routing import websocket_urlpatterns  # noqa: E402
+from tickets.websocket_urls import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

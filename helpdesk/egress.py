@@ -34,6 +34,7 @@ PORTS: dict[str, frozenset[int]] = {
     "imap": frozenset({143, 993}),
     "smtp": frozenset({25, 465, 587, 2525}),
     "https": frozenset({443}),
+    "http": frozenset({80}),  # plain-http webhook URLs (helpdesk.http)
 }
 
 # is_global misses some of these on older Pythons, and naming them keeps the log readable.

@@ -18,18 +18,23 @@ from django.utils.translation import gettext as _
 from helpdesk.errors import BadInput, PermissionDenied
 from helpdesk.models import Membership, Role
 from helpdesk.permissions import ActingAgent, Capability, require
+from tickets import audit
+from tickets.audit import AuditKind
 
 
 def _record(
-    acting_agent: ActingAgent, action: str, membership: Membership, changes: dict[str, Any]
+    acting_agent: ActingAgent,
+    kind: AuditKind,
+    membership: Membership,
+    changes: dict[str, tuple[Any, Any]],
+    details: dict[str, Any] | None = None,
 ) -> None:
-    from tickets.services import record_audit
-
-    record_audit(
-        actor=acting_agent.user,
-        action=action,
+    audit.record(
+        actor=acting_agent,
+        kind=kind,
         obj=membership,
-        changes={"person": membership.user.get_username(), **changes},
+        changes=changes,
+        details={"person": membership.user.get_username(), **(details or {})},
     )
 
 
@@ -70,7 +75,7 @@ def change_role(*, acting_agent: ActingAgent, membership: Membership, role: str)
         old = membership.role
         membership.role = role
         membership.save(update_fields=["role"])
-        _record(acting_agent, "member.role_changed", membership, {"old": old, "new": role})
+        _record(acting_agent, AuditKind.MEMBER_ROLE_CHANGED, membership, {"role": (old, role)})
     return membership
 
 
@@ -97,8 +102,9 @@ def deactivate_member(*, acting_agent: ActingAgent, membership: Membership) -> N
         )
         _record(
             acting_agent,
-            "member.removed",
+            AuditKind.MEMBER_REMOVED,
             membership,
-            {"old": membership.role, "open_tickets_unassigned": unassigned},
+            {"role": (membership.role, None)},
+            {"open_tickets_unassigned": unassigned},
         )
         membership.delete()

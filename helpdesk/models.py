@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from helpdesk.tenancy import TenantOwned
 
 
 class Tenant(models.Model):
@@ -137,3 +140,55 @@ class ApiKey(models.Model):
             expires_at=expires_at,
         )
         return key, f"hd_{prefix}_{secret}"
+
+
+class WebhookDelivery(TenantOwned):
+    """One signed webhook we post to a merchant's URL: exactly the bytes signed and sent, and
+    every attempt to deliver them. The one delivery log of every kind of webhook."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        DELIVERED = "delivered", _("Delivered")
+        RETRYING = "retrying", _("Retrying")
+        FAILED = "failed", _("Failed")
+
+    url = models.URLField(max_length=2000)
+    event = models.CharField(max_length=64)  # e.g. "message.created"
+    body = models.BinaryField()
+    # The owner whose signing secret signs it; other owners of webhooks add their own key.
+    channel_account = models.ForeignKey(
+        "channels_in.ChannelAccount",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="webhook_deliveries",
+    )
+    message = models.ForeignKey(
+        "tickets.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_response = models.TextField(blank=True)  # the first 4 KiB of the last answer
+    # The last attempts, oldest first: {"at": ISO time, "status": int | None, "error": str, "ms": int}
+    attempt_log = models.JSONField(default=list, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["tenant", "state", "created_at"], name="webhookdelivery_state_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.url} ({self.state})"
+
+    @property
+    def destination_host(self) -> str:
+        """The host the delivery goes to, as the log shows it."""
+        return urlsplit(self.url).netloc.rpartition("@")[2]

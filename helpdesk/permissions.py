@@ -282,14 +282,14 @@ def note_support_access(
     if acting_agent.tenant.pk in noted and not always:
         return
     from helpdesk import tenancy
-    from tickets.services import record_audit
+    from tickets import audit
 
     with tenancy.activate(acting_agent.tenant):
-        record_audit(
-            actor=acting_agent.user,
-            action="support.access_started",
+        audit.record(
+            actor=acting_agent,
+            kind=audit.AuditKind.SUPPORT_ACCESS_STARTED,
             obj=acting_agent.tenant,
-            changes={"operator": acting_agent.user.get_username()},
+            details={"operator": acting_agent.user.get_username()},
         )
     if session is not None and acting_agent.tenant.pk not in noted:
         session[SUPPORT_SESSION_KEY] = [*noted, acting_agent.tenant.pk]

@@ -314,6 +314,15 @@ HELPDESK_SECRET_GRACE_HOURS = env_int("HELPDESK_SECRET_GRACE_HOURS", 24)
 # because the broker was down) is queued again by the sweep. With the sweep every 30 s, a
 # payload whose worker was killed is picked up again within about two minutes.
 HELPDESK_INBOUND_STALE_SECONDS = env_int("HELPDESK_INBOUND_STALE_SECONDS", 90)
+# Signed webhooks (helpdesk.signing): a signed request whose timestamp is further than this from
+# our clock is refused, either way. Ours are posted with this timeout each try, and retried after
+# RETRY_SECONDS, then 4 times longer each time (6 tries in all).
+HELPDESK_WEBHOOK_TOLERANCE_SECONDS = env_int("HELPDESK_WEBHOOK_TOLERANCE_SECONDS", 300)
+HELPDESK_WEBHOOK_TIMEOUT_SECONDS = env_int("HELPDESK_WEBHOOK_TIMEOUT_SECONDS", 10)
+HELPDESK_WEBHOOK_RETRY_SECONDS = env_int("HELPDESK_WEBHOOK_RETRY_SECONDS", 30)
+# Files a JSON API message links to are downloaded with this time limit each (helpdesk.http); a
+# file that takes longer is listed on the message as missing.
+HELPDESK_ATTACHMENT_FETCH_TIMEOUT_SECONDS = env_int("HELPDESK_ATTACHMENT_FETCH_TIMEOUT_SECONDS", 10)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -351,7 +360,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 # Django's default (2.5 MB) everywhere; the inbound endpoint alone reads up to
-# HELPDESK_INBOUND_MAX_BYTES itself (channels_in.views.email_inbound).
+# HELPDESK_INBOUND_MAX_BYTES itself (channels_in.views.inbound).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 # Content-Security-Policy: scripts and styles only from our own static files, so customer content

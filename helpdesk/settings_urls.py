@@ -14,6 +14,7 @@ urlpatterns = [
     path("", views_settings.settings_home, name="home"),
     path("channels/", channel_views.channel_list, name="channels"),
     path("channels/new/", channel_views.channel_new, name="channel_new"),
+    path("channels/new/api/", channel_views.api_channel_new, name="api_channel_new"),
     path("channels/attachment-limit/", channel_views.attachment_limit, name="attachment_limit"),
     path("channels/<int:pk>/", channel_views.channel_edit, name="channel"),
     path("channels/<int:pk>/test/", channel_views.channel_test, name="channel_test"),

@@ -10,11 +10,13 @@ transaction-locally, and row-level security policies restrict every tenant-owned
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from celery import Task
+from celery.contrib.django.task import DjangoTask
 from django.conf import settings
 from django.db import models, transaction
 from django.utils import translation
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
     from helpdesk.models import Membership, Tenant
+
+logger = logging.getLogger(__name__)
 
 _active_tenant: ContextVar[Tenant | None] = ContextVar("active_tenant", default=None)
 
@@ -224,14 +228,33 @@ def tenant_context(request: HttpRequest) -> dict[str, Any]:
     }
 
 
-class TenantTask(Task):
+class TenantTask(DjangoTask):
     """Celery task base: the first argument is the tenant id, activated for the task's run.
 
     The run is not wrapped in one transaction: tasks keep their own boundaries (the inbound
     pipeline claims a payload in one transaction and records a failure in another; delivery
     commits "sending" before it talks to the mail server). Every statement outside them is a
     transaction of its own that carries the tenant (``helpdesk.db``).
+
+    Work is handed over with ``delay_on_commit`` (Celery's Django task): after the caller's
+    transaction commits, never before, so a worker never looks for a row it cannot see yet.
+    A broker that is down at that moment must not turn a committed action into an error page:
+    the hand-over is logged and ``enqueue_failed`` is told, so the task can leave a trace its
+    sweep finds (the inbound pipeline marks the payload as never queued).
     """
+
+    def delay_on_commit(self, *args: Any, **kwargs: Any) -> None:
+        transaction.on_commit(functools.partial(self._hand_over, args, kwargs))
+
+    def _hand_over(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        try:
+            self.delay(*args, **kwargs)
+        except Exception as exc:  # kombu/redis errors: the broker is unreachable
+            logger.warning("%s%r not queued: %s", self.name, args, exc)
+            self.enqueue_failed(*args, **kwargs)
+
+    def enqueue_failed(self, *args: Any, **kwargs: Any) -> None:
+        """Called when handing the task to the broker failed; by default nothing more."""
 
     def __call__(self, tenant_id: int, *args: Any, **kwargs: Any) -> Any:
         from helpdesk.models import Tenant

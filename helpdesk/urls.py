@@ -5,7 +5,7 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
-from helpdesk import api_key_views, dev_outbox, views
+from helpdesk import api_key_views, dev_outbox, views, webhook_views
 
 # The admin signs in through allauth too, so its rate limits and TOTP cannot be bypassed there.
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
@@ -18,6 +18,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("settings/api-keys/", api_key_views.api_keys, name="api_keys"),
     path("settings/api-keys/<int:pk>/revoke/", api_key_views.revoke, name="api_key_revoke"),
+    path("settings/webhooks/", webhook_views.webhook_list, name="webhooks"),
+    path("settings/webhooks/<int:pk>/", webhook_views.webhook_detail, name="webhook"),
     path("switch-tenant/", views.switch_tenant, name="switch_tenant"),
     path("tickets/", include("tickets.urls")),
     path("inbound/", include("channels_in.urls")),

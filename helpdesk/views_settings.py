@@ -28,6 +28,7 @@ SECTIONS = [
     ("settings:channels", gettext_lazy("Channels"), Capability.MANAGE_CHANNELS),
     ("settings:groups", gettext_lazy("Groups"), Capability.MANAGE_GROUPS),
     ("settings:members", gettext_lazy("Members"), Capability.MANAGE_MEMBERS),
+    ("webhooks", gettext_lazy("Webhook deliveries"), Capability.MANAGE_CHANNELS),
     ("settings:audit", gettext_lazy("Audit log"), Capability.READ_AUDIT_LOG),
     # The API keys page lives beside this area (helpdesk/api_key_views.py).
     ("api_keys", gettext_lazy("API keys"), Capability.MANAGE_API_KEYS),
@@ -136,8 +137,8 @@ def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
 @tenant_required
 def audit_log(request: HttpRequest) -> HttpResponse:
     """The merchant's audit log, newest first, by kind and by person."""
+    from tickets import audit
     from tickets.models import AuditEvent
-    from tickets.templatetags.conversation import audit_label
 
     acting = acting_with(request, Capability.READ_AUDIT_LOG)
     kind = request.GET.get("kind", "")
@@ -152,7 +153,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     kinds = sorted(
         AuditEvent.objects.values_list("action", flat=True).distinct().order_by(),
-        key=lambda action: str(audit_label(action)),
+        key=audit.kind_label,
     )
     actor_ids = AuditEvent.objects.exclude(actor__isnull=True).values("actor_id").distinct()
     people = get_user_model().objects.filter(pk__in=actor_ids).order_by("username")
@@ -162,7 +163,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "settings/audit.html",
         {
             "page": page,
-            "kinds": kinds,
+            "lines": audit.audit_lines(page),
+            "kinds": [(action, audit.kind_label(action)) for action in kinds],
             "kind": kind,
             "people": people,
             "person": person,

@@ -14,8 +14,9 @@ from django.utils.translation import gettext as _
 
 from helpdesk.errors import BadInput
 from helpdesk.permissions import ActingAgent, Capability, require
+from tickets import audit
+from tickets.audit import AuditKind
 from tickets.models import Group, GroupMember
-from tickets.services import record_audit
 
 MAX_NAME_LENGTH = Group._meta.get_field("name").max_length
 
@@ -43,8 +44,11 @@ def create_group(*, acting_agent: ActingAgent, name: str) -> Group:
     try:
         with transaction.atomic():
             group = Group.objects.create(name=name)
-            record_audit(
-                actor=acting_agent.user, action="group.created", obj=group, changes={"new": name}
+            audit.record(
+                actor=acting_agent,
+                kind=AuditKind.GROUP_CREATED,
+                obj=group,
+                changes={"name": (None, name)},
             )
     except IntegrityError as exc:
         raise _name_taken(name) from exc
@@ -63,11 +67,11 @@ def rename_group(*, acting_agent: ActingAgent, group: Group, name: str) -> Group
             old = group.name
             group.name = name
             group.save(update_fields=["name"])
-            record_audit(
-                actor=acting_agent.user,
-                action="group.renamed",
+            audit.record(
+                actor=acting_agent,
+                kind=AuditKind.GROUP_RENAMED,
                 obj=group,
-                changes={"old": old, "new": name},
+                changes={"name": (old, name)},
             )
     except IntegrityError as exc:
         group.refresh_from_db()
@@ -92,11 +96,11 @@ def set_default_group(*, acting_agent: ActingAgent, group: Group) -> Group:
         Group.objects.filter(pk__in=[g.pk for g in previous]).update(is_default=False)
         Group.objects.filter(pk=group.pk).update(is_default=True)
         group.is_default = True
-        record_audit(
-            actor=acting_agent.user,
-            action="group.default_set",
+        audit.record(
+            actor=acting_agent,
+            kind=AuditKind.GROUP_DEFAULT_SET,
             obj=group,
-            changes={"old": [g.name for g in previous], "new": group.name},
+            changes={"default_group": (", ".join(g.name for g in previous) or None, group.name)},
         )
     return group
 
@@ -112,11 +116,11 @@ def add_group_member(*, acting_agent: ActingAgent, group: Group, user: Any) -> G
     with transaction.atomic():
         member, created = GroupMember.objects.get_or_create(group=group, user=user)
         if created:
-            record_audit(
-                actor=acting_agent.user,
-                action="group.member_added",
+            audit.record(
+                actor=acting_agent,
+                kind=AuditKind.GROUP_MEMBER_ADDED,
                 obj=group,
-                changes={"new": user.get_username()},
+                details={"person": user.get_username()},
             )
     return member
 
@@ -127,9 +131,9 @@ def remove_group_member(*, acting_agent: ActingAgent, group: Group, user: Any) -
     with transaction.atomic():
         removed, _counts = GroupMember.objects.filter(group=group, user=user).delete()
         if removed:
-            record_audit(
-                actor=acting_agent.user,
-                action="group.member_removed",
+            audit.record(
+                actor=acting_agent,
+                kind=AuditKind.GROUP_MEMBER_REMOVED,
                 obj=group,
-                changes={"old": user.get_username()},
+                details={"person": user.get_username()},
             )

@@ -21,6 +21,7 @@ class Channel(models.TextChoices):
     WECHAT = "wechat", _("WeChat")
     PHONE = "phone", _("Phone")
     WEB = "web", _("Web form")
+    API = "api", _("API")
     INTERNAL = "internal", _("Internal")
 
 
@@ -29,6 +30,13 @@ class IdentityKind(models.TextChoices):
     PHONE = "phone", _("Phone")
     WECHAT = "wechat", _("WeChat openid")
     CHAT = "chat", _("Chat visitor")
+    EXTERNAL = "external", _("Customer id in the merchant's system")
+
+
+# Identities that only mean something on one channel account: a WeChat openid belongs to one
+# Official Account, a chat visitor id to one widget, a customer id to the merchant's system
+# behind one API channel. Email addresses and phone numbers are the merchant's, across channels.
+ACCOUNT_SCOPED_KINDS = frozenset({IdentityKind.WECHAT, IdentityKind.CHAT, IdentityKind.EXTERNAL})
 
 
 class Customer(TenantOwned):
@@ -50,16 +58,34 @@ class Customer(TenantOwned):
 
 
 class CustomerIdentity(TenantOwned):
-    """One way to reach a customer; unique per tenant and kind, so two channels meet in one person."""
+    """One way to reach a customer, so two channels meet in one person: unique per merchant and
+    kind (email, phone), or per channel account for kinds that only mean something there."""
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
     kind = models.CharField(max_length=16, choices=IdentityKind.choices)
     value = models.CharField(max_length=254)  # normalised: lower-case email, E.164 phone
+    # Set for ACCOUNT_SCOPED_KINDS: the channel account the identity belongs to.
+    account = models.ForeignKey(
+        "channels_in.ChannelAccount",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="identities",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "kind", "value"], name="identity_unique"),
+            models.UniqueConstraint(
+                fields=["tenant", "kind", "value"],
+                condition=Q(account__isnull=True),
+                name="identity_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["account", "kind", "value"],
+                condition=Q(account__isnull=False),
+                name="identity_unique_per_account",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -291,6 +317,22 @@ class Message(TenantOwned):
     # Set while a reply that failed for a reason that may pass waits for its next try: the
     # agent sees it retrying (and may send it at once) instead of a bare "queued".
     delivery_next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # The channel account the message came in on or goes out through.
+    channel_account = models.ForeignKey(
+        "channels_in.ChannelAccount",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="messages",
+    )
+    # The channel's conversation (a chat session, the JSON API's conversation id): threading
+    # looks messages up by it, per channel account.
+    conversation_id = models.CharField(max_length=255, blank=True)
+    # For a reply: the status the agent chose for the ticket once it is sent, and the status the
+    # ticket had when they wrote it (the choice applies only if nobody changed it since).
+    then_status = models.CharField(max_length=16, blank=True)
+    status_when_written = models.CharField(max_length=16, blank=True)
+    # Channel-specific details: addressing (from, to, recipients), threading references.
     metadata = models.JSONField(default=dict, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -302,6 +344,13 @@ class Message(TenantOwned):
                 fields=["tenant", "channel", "external_id"],
                 condition=~Q(external_id=""),
                 name="message_unique_external_id",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["tenant", "channel_account", "conversation_id"],
+                condition=~Q(conversation_id=""),
+                name="message_conversation_idx",
             ),
         ]
 
@@ -334,15 +383,59 @@ def attachment_path(instance: Attachment, filename: str) -> str:
 
 class Attachment(TenantOwned):
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
-    file = models.FileField(upload_to=attachment_path, max_length=255)
+    # Empty when the file could not be had (``missing_reason`` says why): listed, not offered.
+    file = models.FileField(upload_to=attachment_path, max_length=255, blank=True)
     filename = models.CharField(max_length=255)
     content_type = models.CharField(max_length=127)
     size = models.PositiveBigIntegerField()
     content_id = models.CharField(max_length=255, blank=True)
     inline = models.BooleanField(default=False)
+    missing_reason = models.CharField(max_length=255, blank=True)
 
     def __str__(self) -> str:
         return self.filename
+
+
+class CustomerEvent(TenantOwned):
+    """Something a customer did on a channel that is not a message, on their timeline."""
+
+    class Kind(models.TextChoices):
+        SUBSCRIBED = "subscribed", _("Subscribed")
+        UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+        CONVERSATION_STARTED = "conversation_started", _("Started a conversation")
+        CONVERSATION_ENDED = "conversation_ended", _("Ended a conversation")
+        VISITOR_JOINED = "visitor_joined", _("Joined the chat")
+        VISITOR_LEFT = "visitor_left", _("Left the chat")
+        CALL_STARTED = "call_started", _("Call started")
+        CALL_ENDED = "call_ended", _("Call ended")
+        CALL_MISSED = "call_missed", _("Missed call")
+        PROFILE_UPDATED = "profile_updated", _("Profile updated")
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    channel_account = models.ForeignKey(
+        "channels_in.ChannelAccount", on_delete=models.SET_NULL, null=True, blank=True
+    )
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    external_id = models.CharField(max_length=255)
+    conversation_id = models.CharField(max_length=255, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "channel", "external_id"], name="customerevent_unique_delivery"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "customer", "-occurred_at"], name="customer_event_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.customer_id})"
 
 
 class AuditEvent(TenantOwned):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import phonenumbers
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -15,6 +20,7 @@ from helpdesk import realtime
 from helpdesk.errors import BadInput, InvalidTransition
 from helpdesk.models import Tenant
 from helpdesk.permissions import (
+    SYSTEM,
     ActingAgent,
     Actor,
     Capability,
@@ -23,9 +29,16 @@ from helpdesk.permissions import (
     require_ticket_in_reach,
 )
 from helpdesk.tenancy import require_tenant
+from tickets import audit
+from tickets.assignment import group_for_new_ticket
+from tickets.audit import AuditKind
+from tickets.incoming import Identity, InboundEvent, InboundMessage
 from tickets.models import (
+    ACCOUNT_SCOPED_KINDS,
+    Attachment,
     AuditEvent,
     Customer,
+    CustomerEvent,
     CustomerIdentity,
     Group,
     IdentityKind,
@@ -35,6 +48,9 @@ from tickets.models import (
     Ticket,
     TicketTag,
 )
+from tickets.threading import find_order_reference, find_thread, normalise_external_id
+
+logger = logging.getLogger(__name__)
 
 Status = Ticket.Status
 
@@ -47,39 +63,6 @@ ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     Status.SOLVED: {Status.OPEN, Status.CLOSED},
     Status.CLOSED: {Status.OPEN},
 }
-
-
-def _person(actor: Any) -> Any:
-    """The user behind an actor: a person, an ActingAgent, or the system (None)."""
-    if isinstance(actor, ActingAgent | SystemActor):
-        return actor.user
-    return actor
-
-
-def actor_label(actor: Any) -> str:
-    person = _person(actor)
-    if person is None:
-        return "system"
-    return getattr(person, "get_username", lambda: str(person))()
-
-
-def record_audit(
-    *, actor: Any, action: str, obj: Any, changes: dict[str, Any] | None = None
-) -> AuditEvent:
-    """Append who did what to the tenant's audit log (call inside the action's transaction).
-
-    ``actor`` is the acting agent, the person, or ``SYSTEM``/None for the helpdesk itself.
-    """
-    person = _person(actor)
-    user = person if getattr(person, "is_authenticated", False) else None
-    return AuditEvent.objects.create(
-        actor=user,
-        actor_label=actor_label(person),
-        action=action,
-        object_type=type(obj).__name__.lower(),
-        object_id=str(obj.pk),
-        changes=changes or {},
-    )
 
 
 def normalise_identity(*, kind: str, value: str, region: str = "CN") -> str:
@@ -103,39 +86,107 @@ def normalise_identity(*, kind: str, value: str, region: str = "CN") -> str:
 
 
 def resolve_customer(*, kind: str, value: str, name: str = "", lock: bool = False) -> Customer:
-    """The customer behind an identity; a new customer when no identity matches.
+    """The customer behind one identity; a new customer when no identity matches."""
+    return customer_for(identities=[Identity(kind, value)], name=name, lock=lock)
+
+
+def customer_for(
+    *,
+    identities: list[Identity],
+    name: str = "",
+    account_id: int | None = None,
+    lock: bool = False,
+) -> Customer:
+    """The customer behind a sender's identities, strongest first; a new customer when none
+    matches. Kinds in ``ACCOUNT_SCOPED_KINDS`` are matched within ``account_id``'s channel.
+
+    Identities nobody has yet are learned for the customer, so a person who wrote by email and
+    then through the JSON API with the same address has one timeline. An identity that belongs
+    to someone else stays theirs.
 
     With ``lock`` (inside a transaction) a known customer's row stays locked until the
     transaction ends, taken by the same query that finds the identity. A customer created here
     needs no lock: no other transaction can see the row before this one commits.
     """
     tenant = require_tenant()
-    value = normalise_identity(kind=kind, value=value, region=tenant.phone_region)
-    identities = CustomerIdentity.objects.select_related("customer").filter(kind=kind, value=value)
+    wanted = _normalised_identities(identities, region=tenant.phone_region, account_id=account_id)
+    if not wanted:
+        raise BadInput(_("A customer needs an address, a number or an id"), field="identity")
+    matches = Q()
+    for kind, value, account in wanted:
+        matches |= Q(kind=kind, value=value, account_id=account)
+    rows = CustomerIdentity.objects.select_related("customer").filter(matches)
     if lock:
-        identities = identities.select_for_update(of=("customer",))
-    identity = identities.first()
-    if identity is not None:
-        customer = identity.customer
-        if name and not customer.name:
-            customer.name = name
-            customer.save(update_fields=["name"])
-        return customer
+        rows = rows.select_for_update(of=("customer",)).order_by("customer_id")
+    found = {(i.kind, i.value, i.account_id): i for i in rows}
+    known = next((found[key] for key in wanted if key in found), None)
+    if known is None:
+        return _new_customer(wanted, name=name, rows=rows)
+    customer = known.customer
+    if name and not customer.name:
+        customer.name = name
+        customer.save(update_fields=["name"])
+    for kind, value, account in wanted:
+        if (kind, value, account) not in found:
+            _learn_identity(customer, kind=kind, value=value, account_id=account)
+    return customer
+
+
+def _normalised_identities(
+    identities: list[Identity], *, region: str, account_id: int | None
+) -> list[tuple[str, str, int | None]]:
+    wanted: list[tuple[str, str, int | None]] = []
+    for identity in identities:
+        value = normalise_identity(kind=identity.kind, value=identity.value, region=region)
+        account = account_id if identity.kind in ACCOUNT_SCOPED_KINDS else None
+        if identity.kind in ACCOUNT_SCOPED_KINDS and account is None:
+            raise BadInput(
+                _("A %(kind)s identity belongs to a channel") % {"kind": identity.kind},
+                field=identity.kind,
+            )
+        if (identity.kind, value, account) not in wanted:
+            wanted.append((identity.kind, value, account))
+    return wanted
+
+
+def _new_customer(wanted: list[tuple[str, str, int | None]], *, name: str, rows: Any) -> Customer:
     # No savepoint of its own: a failure here fails the caller's whole transaction anyway. The
-    # identity's savepoint is the one that lets a lost race recover.
+    # first identity's savepoint is the one that lets a lost race recover.
+    kind, value, account = wanted[0]
     with transaction.atomic(savepoint=False):
         customer = Customer.objects.create(name=name or value.split("@")[0])
         try:
             with transaction.atomic():
-                CustomerIdentity.objects.create(customer=customer, kind=kind, value=value)
+                CustomerIdentity.objects.create(
+                    customer=customer, kind=kind, value=value, account_id=account
+                )
         except IntegrityError:
             # Another worker created the same identity a moment ago: use theirs.
             customer.delete()
-            identity = identities.first()
+            identity = rows.filter(kind=kind, value=value, account_id=account).first()
             if identity is None:
                 raise
             return identity.customer
+    for kind, value, account in wanted[1:]:
+        _learn_identity(customer, kind=kind, value=value, account_id=account)
     return customer
+
+
+def _learn_identity(customer: Customer, *, kind: str, value: str, account_id: int | None) -> None:
+    """Give a customer an identity nobody has; one somebody has stays theirs."""
+    try:
+        with transaction.atomic():
+            CustomerIdentity.objects.create(
+                customer=customer, kind=kind, value=value, account_id=account_id
+            )
+    except IntegrityError:
+        return
+    audit.record(
+        actor=SYSTEM,
+        kind=AuditKind.CUSTOMER_IDENTITY_LEARNED,
+        obj=customer,
+        changes={kind: (None, value)},
+    )
 
 
 def add_identity(
@@ -155,8 +206,11 @@ def add_identity(
                 )
             return existing
         identity = CustomerIdentity.objects.create(customer=customer, kind=kind, value=value)
-        record_audit(
-            actor=acting_agent, action="identity.added", obj=customer, changes={kind: value}
+        audit.record(
+            actor=acting_agent,
+            kind=AuditKind.IDENTITY_ADDED,
+            obj=customer,
+            changes={kind: (None, value)},
         )
     return identity
 
@@ -223,12 +277,26 @@ def number_ticket(*, acting_agent: Actor, ticket: Ticket) -> Ticket:
             )
             ticket.number = cursor.fetchone()[0]
             Ticket.objects.filter(pk=ticket.pk).update(number=ticket.number)
-    record_audit(
-        actor=acting_agent,
-        action="ticket.opened",
-        obj=ticket,
-        changes={"number": ticket.number, "channel": ticket.channel},
-    )
+    events = [
+        audit.entry(
+            actor=acting_agent,
+            kind=AuditKind.TICKET_OPENED,
+            obj=ticket,
+            details={"number": ticket.number, "channel": ticket.channel},
+        )
+    ]
+    if ticket.group_id is not None:
+        # Where the ticket went, and why: routing rules grow, the log keeps saying which one.
+        events.append(
+            audit.entry(
+                actor=acting_agent,
+                kind=AuditKind.TICKET_ROUTED,
+                obj=ticket,
+                changes={"group": (None, ticket.group.name)},
+                details={"rule": "default group"},
+            )
+        )
+    audit.record_all(events)
     realtime.publish_after_commit(
         tenant.pk,
         "ticket.created",
@@ -294,11 +362,11 @@ def change_ticket_status(*, acting_agent: Actor, ticket: Ticket, status: str) ->
             ticket.solved_at = ticket.closed_at = None
             fields += ["reopened_count", "solved_at", "closed_at"]
         ticket.save(update_fields=fields)
-        record_audit(
+        audit.record(
             actor=acting_agent,
-            action="ticket.status_changed",
+            kind=AuditKind.TICKET_STATUS_CHANGED,
             obj=ticket,
-            changes={"status": [old, status]},
+            changes={"status": (old, status)},
         )
         realtime.publish_after_commit(
             ticket.tenant_id,
@@ -336,11 +404,11 @@ def assign_ticket(*, acting_agent: Actor, ticket: Ticket, assignee: Any) -> Tick
             require(acting_agent, Capability.REASSIGN)
         ticket.assignee = assignee
         ticket.save(update_fields=["assignee", "updated_at"])
-        record_audit(
+        audit.record(
             actor=acting_agent,
-            action="ticket.assigned",
+            kind=AuditKind.TICKET_ASSIGNED,
             obj=ticket,
-            changes={"assignee": [old, new]},
+            changes={"assignee": (old, new)},
         )
         realtime.publish_after_commit(
             ticket.tenant_id,
@@ -362,8 +430,11 @@ def tag_ticket(*, acting_agent: Actor, ticket: Ticket, names: list[str]) -> list
             if created:
                 added.append(tag.name)
         if added:
-            record_audit(
-                actor=acting_agent, action="ticket.tagged", obj=ticket, changes={"added": added}
+            audit.record(
+                actor=acting_agent,
+                kind=AuditKind.TICKET_TAGGED,
+                obj=ticket,
+                details={"added": sorted(added)},
             )
     return sorted(added)
 
@@ -378,11 +449,12 @@ def link_order(*, acting_agent: Actor, ticket: Ticket, order: Order) -> Ticket:
         old = ticket.order_id
         ticket.order = order
         ticket.save(update_fields=["order", "updated_at"])
-        record_audit(
+        audit.record(
             actor=acting_agent,
-            action="ticket.order_linked",
+            kind=AuditKind.TICKET_ORDER_LINKED,
             obj=ticket,
-            changes={"order": [old, order.pk]},
+            changes={"order": (old, order.pk)},
+            details={"order_number": order.number},
         )
     return ticket
 
@@ -405,7 +477,7 @@ def add_note(*, acting_agent: Actor, ticket: Ticket, text: str) -> Message:
             delivery_state=Message.Delivery.NOT_SENT,
         )
         Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
-        record_audit(actor=acting_agent, action="message.note_added", obj=message)
+        audit.record(actor=acting_agent, kind=AuditKind.MESSAGE_NOTE_ADDED, obj=message)
         realtime.publish_after_commit(
             ticket.tenant_id,
             "ticket.message",
@@ -418,16 +490,14 @@ def add_note(*, acting_agent: Actor, ticket: Ticket, text: str) -> Message:
 def apply_status_chosen_with_reply(*, message: Message) -> Ticket:
     """The status an agent chose with a reply takes effect once the reply is sent, unless
     someone changed the ticket's status after the reply was written: the later choice wins."""
-    then_status = message.metadata.get("then_status")
+    then_status = message.then_status
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update().get(pk=message.ticket_id)
         if not then_status or ticket.status == then_status:
             return ticket
         # A reply sent hours later (retried, or sent again by hand) must not undo a status an
         # agent, or the customer's next message, set in the meantime.
-        changed_since = ticket.status != message.metadata.get(
-            "status_when_written", ticket.status
-        ) or (
+        changed_since = ticket.status != (message.status_when_written or ticket.status) or (
             AuditEvent.objects.filter(
                 object_type="ticket",
                 object_id=str(ticket.pk),
@@ -444,3 +514,250 @@ def apply_status_chosen_with_reply(*, message: Message) -> Ticket:
             ticket=ticket,
             status=then_status,
         )
+
+
+# --- what customers send ------------------------------------------------------------------------
+
+
+def clean_text(value: str, limit: int | None = None) -> str:
+    """Text as the database can hold it: no NUL characters, at most ``limit`` characters."""
+    value = (value or "").replace("\x00", "")
+    return value[:limit] if limit else value
+
+
+def clean_json(value: object) -> object:
+    """JSON as PostgreSQL's jsonb can hold it: no NUL characters in any string."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {clean_json(key): clean_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_json(item) for item in value]
+    return value
+
+
+class AttachmentFiles:
+    """Attachment files written for one payload, removed again if its transaction rolls back."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def write(self, attachment: Attachment, content: bytes) -> None:
+        attachment.file.save(attachment.filename, ContentFile(content), save=False)
+        self.names.append(attachment.file.name)
+
+    def remove(self) -> None:
+        for name in self.names:
+            try:
+                default_storage.delete(name)
+            except OSError:
+                logger.warning("could not remove attachment file %s", name, exc_info=True)
+        self.names.clear()
+
+
+@dataclass
+class Filed:
+    message: Message
+    ticket: Ticket
+    new_ticket: bool
+
+
+def filed_message(*, channel: str, external_id: str) -> Message | None:
+    """The message already filed under a channel's id for it: a redelivery is recognised."""
+    external_id = normalise_external_id(external_id)
+    if not external_id:
+        return None
+    return (
+        Message.objects.filter(channel=channel, external_id=external_id)
+        .select_related("ticket")
+        .first()
+    )
+
+
+def record_customer_message(
+    *,
+    inbound: InboundMessage,
+    account_id: int | None,
+    files: AttachmentFiles | None = None,
+) -> Filed:
+    """File a customer's message: the customer, the ticket it continues (reopened if the
+    customer answered a solved one) or a new one, the message, its attachments and the live
+    event. Call inside a transaction; the caller has already checked for a redelivery
+    (``filed_message``) and decided the message should be filed.
+
+    Slow work comes first (files), then the customer is locked so that two messages of one
+    customer processed at the same moment thread onto one ticket, and a new ticket takes its
+    number as the last write, holding the merchant's counter lock only until commit.
+    """
+    files = files or AttachmentFiles()
+    attachments = []
+    for item in inbound.attachments:
+        attachment = Attachment(
+            tenant_id=require_tenant().pk,  # bulk_create below skips TenantOwned.save
+            filename=clean_text(item.filename, 255) or "attachment",
+            content_type=clean_text(item.content_type, 127),
+            size=len(item.content) if not item.missing_reason else (item.size or 0),
+            content_id=clean_text(item.content_id, 255),
+            inline=item.inline,
+            missing_reason=clean_text(item.missing_reason, 255),
+        )
+        if not item.missing_reason:
+            files.write(attachment, item.content)
+        attachments.append(attachment)
+
+    customer = sender_of(inbound, account_id=account_id)
+    ticket = find_thread(customer=customer, inbound=inbound, account_id=account_id)
+    order = find_order_reference(customer=customer, inbound=inbound)
+    new_ticket = ticket is None
+    customer_wrote_at = inbound.sent_at or timezone.now()
+    if ticket is None:
+        ticket = draft_ticket(
+            customer=customer,
+            subject=clean_text(inbound.subject),
+            channel=inbound.channel,
+            order=order,
+            group=group_for_new_ticket(),
+            last_customer_message_at=customer_wrote_at,
+        )
+    else:
+        if order is not None and ticket.order_id is None:
+            link_order(acting_agent=SYSTEM, ticket=ticket, order=order)
+        if ticket.status in {Status.PENDING, Status.SOLVED, Status.ON_HOLD}:
+            # The customer answered: the ticket needs an agent again.
+            change_ticket_status(acting_agent=SYSTEM, ticket=ticket, status=Status.OPEN)
+
+    message = Message.objects.create(
+        ticket=ticket,
+        direction=Message.Direction.INBOUND,
+        channel=inbound.channel,
+        channel_account_id=account_id,
+        conversation_id=clean_text(inbound.conversation_id, 255),
+        author_customer=customer,
+        subject=clean_text(inbound.subject, 255),
+        body_text=clean_text(inbound.text),
+        full_text=clean_text(inbound.full_text or inbound.text),
+        body_html=clean_text(inbound.html),
+        external_id=normalise_external_id(inbound.external_id),
+        sent_at=inbound.sent_at,
+        metadata=clean_json(
+            {
+                **inbound.metadata,
+                "from": inbound.sender_value,
+                "recipients": inbound.recipients,
+                "reply_to_ids": [normalise_external_id(i) for i in inbound.reply_to_ids[:20]],
+            }
+        ),
+    )
+    for attachment in attachments:
+        attachment.message = message
+    if attachments:
+        Attachment.objects.bulk_create(attachments)
+    if new_ticket:
+        number_ticket(acting_agent=SYSTEM, ticket=ticket)
+    else:
+        Ticket.objects.filter(pk=ticket.pk).update(
+            last_customer_message_at=customer_wrote_at, updated_at=timezone.now()
+        )
+    realtime.publish_after_commit(
+        ticket.tenant_id,
+        "ticket.message",
+        {"ticket": ticket.number, "direction": "inbound", "subject": ticket.subject},
+        ticket=ticket,
+    )
+    return Filed(message=message, ticket=ticket, new_ticket=new_ticket)
+
+
+def sender_of(inbound: InboundMessage, *, account_id: int | None) -> Customer:
+    """The customer who sent a message, locked until the transaction ends so that messages of
+    one customer are threaded one after the other."""
+    sender_name = clean_text(inbound.sender_name, 200)
+    if inbound.sender_value:
+        # Customer rows are locked only here: no deadlock between workers.
+        return customer_for(
+            identities=[Identity(i.kind, clean_text(i.value)) for i in inbound.identities],
+            name=sender_name,
+            account_id=account_id,
+            lock=True,
+        )
+    # Filed by hand with no address at all: visible on its ticket, nobody to reply to.
+    return Customer.objects.create(name=sender_name or _("Unknown sender"))
+
+
+def record_customer_event(*, event: InboundEvent, account_id: int | None) -> CustomerEvent:
+    """Put something a customer did that is not a message on their timeline; a redelivered
+    event is recognised by its id and recorded once."""
+    external_id = normalise_external_id(event.external_id)
+    existing = CustomerEvent.objects.filter(channel=event.channel, external_id=external_id).first()
+    if existing is not None:
+        return existing
+    if event.kind not in CustomerEvent.Kind.values:
+        raise BadInput(_("Unknown event %(kind)s") % {"kind": event.kind}, field="kind")
+    customer = customer_for(
+        identities=event.identities,
+        name=clean_text(event.sender_name, 200),
+        account_id=account_id,
+    )
+    recorded = CustomerEvent.objects.create(
+        customer=customer,
+        channel=event.channel,
+        channel_account_id=account_id,
+        kind=event.kind,
+        external_id=external_id,
+        conversation_id=clean_text(event.conversation_id, 255),
+        data=clean_json(event.data),
+        occurred_at=event.occurred_at or timezone.now(),
+    )
+    realtime.publish_after_commit(
+        recorded.tenant_id,
+        "customer.event",
+        {"customer": customer.pk, "kind": event.kind},
+    )
+    return recorded
+
+
+# --- agents' replies ----------------------------------------------------------------------------
+
+
+def reply_to_customer(
+    *, acting_agent: ActingAgent, ticket: Ticket, text: str, status: str = Status.PENDING
+) -> Message:
+    """Reply to the customer on a ticket in reach, on its channel. The channel addresses the
+    reply and delivers it after commit, with retries.
+
+    The ticket takes ``status`` once the reply is sent: a reply that never reached the customer
+    does not leave the ticket waiting for them.
+    """
+    # The channel layer delivers; tickets only decides what is said and by whom.
+    from channels_in import outbound
+
+    require_ticket_in_reach(acting_agent, ticket)
+    text = (text or "").strip()
+    if not text:
+        raise BadInput(_("A reply needs some text"), field="text")
+    if status not in Status.values:
+        raise BadInput(_("Unknown status %(status)s") % {"status": status}, field="status")
+    message = Message(
+        ticket=ticket,
+        direction=Message.Direction.OUTBOUND,
+        channel=ticket.channel,
+        author_user=acting_agent.user,
+        body_text=text,
+        full_text=text,
+        delivery_state=Message.Delivery.QUEUED,
+        then_status=status,
+        # The status applies on sending only if nobody changed it since (see
+        # apply_status_chosen_with_reply).
+        status_when_written=ticket.status,
+    )
+    outbound.prepare_reply(message)
+    with transaction.atomic():
+        message.save()
+        audit.record(
+            actor=acting_agent,
+            kind=AuditKind.MESSAGE_REPLY_QUEUED,
+            obj=message,
+            details={"channel": ticket.channel, "then_status": status},
+        )
+        Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
+        outbound.hand_over(message)
+    return message

@@ -15,4 +15,5 @@ urlpatterns = [
     path("<int:number>/messages/<int:pk>/resend/", views.message_resend, name="resend"),
     path("<int:number>/messages/<int:pk>/send-now/", views.message_send_now, name="send_now"),
     path("attachments/<int:pk>/", views.attachment_download, name="attachment"),
+    path("customers/<int:pk>/", views.customer_detail, name="customer"),
 ]

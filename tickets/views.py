@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from helpdesk.errors import HelpdeskError
 from helpdesk.permissions import acting_agent_for_request
 from tickets import selectors, services
-from tickets.models import Channel, Message, Ticket
+from tickets.models import Message, Ticket
 
 
 def tenant_required(view):  # type: ignore[no-untyped-def]
@@ -56,16 +56,14 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def reply_to(ticket: Ticket) -> str:
-    """The address an email reply would go to, or "" when the customer left none."""
-    from channels_in.outbound import reply_address
+def reply_to(ticket: Ticket) -> tuple[str, str]:
+    """Who a reply would reach, or why no reply can be sent from here: (recipient, reason)."""
+    from channels_in.outbound import reply_recipient
 
-    if ticket.channel != Channel.EMAIL:
-        return ""
     try:
-        return reply_address(ticket)
-    except HelpdeskError:
-        return ""
+        return reply_recipient(ticket), ""
+    except HelpdeskError as exc:
+        return "", str(exc)
 
 
 @tenant_required
@@ -81,7 +79,8 @@ def ticket_detail(request: HttpRequest, number: int) -> HttpResponse:
             "customer_tickets": selectors.customer_history(agent=acting, ticket=ticket),
             "statuses": Ticket.Status.choices,
             "allowed_statuses": services.ALLOWED_TRANSITIONS[ticket.status],
-            "reply_to": reply_to(ticket),
+            "reply_to": reply_to(ticket)[0],
+            "reply_blocked": reply_to(ticket)[1],
             "audit": services.AuditEvent.objects.filter(
                 object_type="ticket", object_id=str(ticket.pk)
             )[:20],
@@ -118,11 +117,9 @@ def ticket_note(request: HttpRequest, number: int) -> HttpResponse:
 @require_POST
 @tenant_required
 def ticket_reply(request: HttpRequest, number: int) -> HttpResponse:
-    from channels_in.outbound import send_reply
-
     acting = acting_agent_for_request(request)
     ticket = selectors.access_ticket(agent=acting, number=number)
-    reply = send_reply(
+    reply = services.reply_to_customer(
         acting_agent=acting,
         ticket=ticket,
         text=request.POST.get("text", ""),
@@ -191,6 +188,8 @@ def attachment_download(request: HttpRequest, pk: int) -> FileResponse:
         and attachment.content_type != "image/svg+xml"  # SVG can carry script
         and request.GET.get("inline") == "1"
     )
+    if attachment.missing_reason or not attachment.file:
+        raise Http404(attachment.missing_reason or "This attachment was never received")
     try:
         stored = attachment.file.open("rb")
     except FileNotFoundError:
@@ -203,3 +202,22 @@ def attachment_download(request: HttpRequest, pk: int) -> FileResponse:
     )
     response["Content-Security-Policy"] = "default-src 'none'"
     return response
+
+
+@tenant_required
+def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One customer across channels: who they are, their tickets in reach and their timeline."""
+    acting = acting_agent_for_request(request)
+    customer = selectors.access_customer(agent=acting, pk=pk)
+    return render(
+        request,
+        "tickets/customer.html",
+        {
+            "customer": customer,
+            "identities": customer.identities.select_related("account").order_by("kind", "pk"),
+            "tickets": selectors.customer_tickets(agent=acting, customer=customer),
+            "hidden_tickets": selectors.tickets_out_of_reach(agent=acting, customer=customer),
+            "timeline": selectors.customer_timeline(agent=acting, customer=customer),
+            "timeline_limit": selectors.TIMELINE_LIMIT,
+        },
+    )

@@ -59,6 +59,11 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         self._tenant_in_transaction = ""
         super()._rollback()
 
+    def forget_tenant_setting(self) -> None:
+        """Someone set app.tenant_id by hand (a data migration walking every merchant): the
+        next statement that needs the active tenant sets it again."""
+        self._tenant_in_transaction = _UNKNOWN
+
     def _savepoint_rollback(self, sid: str) -> None:
         super()._savepoint_rollback(sid)
         self._tenant_in_transaction = _UNKNOWN

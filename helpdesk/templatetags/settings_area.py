@@ -1,5 +1,5 @@
-"""The settings area in templates: the top bar's link (for people whose role opens any
-section) and audit events' changes in words."""
+"""The settings area in templates: the top bar's link, for people whose role opens any
+section. (Audit events are put into words by tickets.audit.)"""
 
 from __future__ import annotations
 
@@ -30,25 +30,3 @@ def settings_url(context: dict[str, Any]) -> str:
     if any(acting.can(capability) for _name, _label, capability in SECTIONS):
         return reverse("settings:home")
     return ""
-
-
-def _words(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return ", ".join(_words(item) for item in value) or "—"
-    if isinstance(value, dict):
-        return "; ".join(f"{key}: {_words(item)}" for key, item in value.items())
-    if value is None or value == "":
-        return "—"
-    return str(value)
-
-
-@register.simple_tag
-def audit_changes(event: Any) -> str:
-    """An audit event's changes on one line: "old → new" first, then the other details."""
-    changes = dict(event.changes or {})
-    parts = []
-    if "old" in changes or "new" in changes:
-        old, new = changes.pop("old", None), changes.pop("new", None)
-        parts.append(f"{_words(old)} → {_words(new)}" if old is not None else _words(new))
-    parts.extend(f"{key}: {_words(value)}" for key, value in changes.items())
-    return "; ".join(parts)

@@ -54,6 +54,11 @@ def live_asgi_server(settings) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+    # A socket the server dropped may have left the channel layer waiting in the server's
+    # event loop, which is gone: later tests get a layer of their own.
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
     # The server's worker threads kept their database connections; end them so the test
     # database can be dropped.
     from django.db import connection

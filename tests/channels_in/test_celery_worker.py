@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from channels_in import pipeline, tasks
+from channels_in import tasks
 from channels_in.models import RawInbound
 from helpdesk import tenancy
 from tests.channels_in.mails import customer_mail
 from tests.channels_in.polling import wait_for
+from tickets import services
 from tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,7 +43,7 @@ def test_a_transient_failure_is_retried_by_the_worker(
     real_worker, acme_email, tenant_acme, monkeypatch
 ):
     monkeypatch.setattr(tasks, "backoff", lambda retries: 0)
-    real_find = pipeline.find_order_reference
+    real_find = services.find_order_reference
     calls = {"n": 0}
 
     def flaky(**kwargs):
@@ -51,7 +52,7 @@ def test_a_transient_failure_is_retried_by_the_worker(
             raise ConnectionError("order service timed out")
         return real_find(**kwargs)
 
-    monkeypatch.setattr(pipeline, "find_order_reference", flaky)
+    monkeypatch.setattr(services, "find_order_reference", flaky)
     body = post(acme_email, customer_mail(subject="退款还没到账"))
 
     def processed() -> bool:

@@ -232,7 +232,7 @@ def test_admin_removes_a_saved_password(admin_zhao, acme_mailbox, tenant_acme):
     assert acme_mailbox.imap_password_encrypted == ""
     assert "Remove the saved IMAP password" not in client.get(url).content.decode()
     [cleared] = audit_rows(tenant_acme, "mailbox.password_changed")
-    assert cleared.changes == {"server": "imap", "cleared": True}
+    assert cleared.changes == {"details": {"server": "imap", "cleared": True}}
 
 
 @pytest.mark.django_db
@@ -300,14 +300,14 @@ def test_an_empty_password_field_keeps_the_saved_password_and_a_new_one_replaces
     assert decrypt_secret(acme_mailbox.smtp_password_encrypted) == "old-secret"
     assert audit_rows(tenant_acme, "mailbox.password_changed") == []
     [updated] = audit_rows(tenant_acme, "channel.updated")
-    assert updated.changes == {"old": {"from_name": "Acme 家电"}, "new": {"from_name": "Acme 售后"}}
+    assert updated.changes == {"from_name": ["Acme 家电", "Acme 售后"]}
 
     client.post(url, mailbox_form(from_name="Acme 售后", smtp_password=IMAP_PASSWORD_TYPED))
     with tenancy.activate(tenant_acme):
         acme_mailbox.refresh_from_db()
     assert decrypt_secret(acme_mailbox.smtp_password_encrypted) == IMAP_PASSWORD_TYPED
     [changed] = audit_rows(tenant_acme, "mailbox.password_changed")
-    assert changed.changes == {"server": "smtp", "cleared": False}
+    assert changed.changes == {"details": {"server": "smtp", "cleared": False}}
     assert IMAP_PASSWORD_TYPED not in client.get(url).content.decode()
 
 
@@ -339,7 +339,7 @@ def test_owner_sets_the_attachment_size_limit_and_an_agent_cannot(
     assert tenant_acme.max_attachment_bytes == 5 * 1024 * 1024
     assert 'value="5"' in client.get("/settings/channels/").content.decode()
     [changed] = audit_rows(tenant_acme, "merchant.attachment_limit_changed")
-    assert changed.changes == {"old": 20 * 1024 * 1024, "new": 5 * 1024 * 1024}
+    assert changed.changes == {"max_attachment_bytes": [20 * 1024 * 1024, 5 * 1024 * 1024]}
 
 
 @pytest.mark.django_db
@@ -442,7 +442,7 @@ def test_test_connection_signs_in_to_the_real_imap_and_smtp_servers(
         in page
     )
     [tested] = audit_rows(tenant_acme, "channel.connection_tested")
-    assert tested.changes == {"imap": True, "smtp": True}
+    assert tested.changes == {"details": {"imap": True, "smtp": True}}
 
 
 @pytest.mark.django_db

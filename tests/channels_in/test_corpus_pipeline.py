@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from channels_in import pipeline
-from channels_in.base import AdapterError
+from channels_in.base import AdapterError, Envelope
 from channels_in.mail import parse_mail
 from channels_in.models import RawInbound
 from tests.conftest import acting
@@ -25,12 +25,14 @@ def test_corpus_mail_becomes_a_message_on_a_ticket_or_is_recognised_as_automated
     if expected is not None and expected.rejected:
         # Not a mail at all (no header block): the sender is told why, nothing half-stored.
         with pytest.raises(AdapterError, match="not an email message"):
-            pipeline.receive(account=acme_email, payload=mail.raw, source="import")
+            pipeline.receive(account=acme_email, envelope=Envelope.of(mail.raw), source="import")
         assert RawInbound.objects.count() == 0
         return
 
     with django_capture_on_commit_callbacks(execute=True):
-        raw, created = pipeline.receive(account=acme_email, payload=mail.raw, source="import")
+        raw, created = pipeline.receive(
+            account=acme_email, envelope=Envelope.of(mail.raw), source="import"
+        )
     assert created
     raw.refresh_from_db()
     assert bytes(raw.payload) == mail.raw  # kept exactly as received

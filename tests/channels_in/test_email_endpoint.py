@@ -7,6 +7,7 @@ import base64
 import pytest
 from django.test import Client
 
+from channels_in.base import Envelope
 from channels_in.models import RawInbound
 from helpdesk import tenancy
 from tests.channels_in.mails import customer_mail
@@ -113,7 +114,7 @@ def test_get_is_not_allowed(acme_email):
 def test_admins_see_failed_messages_and_retry_them(acme_email, admin_zhao, agent_li):
     from unittest import mock
 
-    with mock.patch("channels_in.pipeline.find_thread", side_effect=RuntimeError("boom")):
+    with mock.patch("tickets.services.find_thread", side_effect=RuntimeError("boom")):
         assert post(acme_email, customer_mail(subject="Lost?")).status_code == 202
     admin = login(admin_zhao)
     page = admin.get("/inbound/log/").content.decode()
@@ -318,7 +319,9 @@ def test_a_redelivered_mail_that_was_never_queued_is_queued_now(acme_email):
         # Stored while the broker was down: nothing was handed to a worker.
         from channels_in import pipeline
 
-        raw, _ = pipeline.store_raw(account=acme_email, payload=payload, source="webhook")
+        raw, _ = pipeline.store_raw(
+            account=acme_email, envelope=Envelope.of(payload), source="webhook"
+        )
         RawInbound.objects.filter(pk=raw.pk).update(queued_at=None)
     response = post(acme_email, payload)
     assert response.status_code == 202
@@ -350,7 +353,7 @@ def test_the_inbound_page_shows_sender_subject_and_channel_not_the_message_id(
 ):
     from unittest import mock
 
-    with mock.patch("channels_in.pipeline.find_thread", side_effect=RuntimeError("boom")):
+    with mock.patch("tickets.services.find_thread", side_effect=RuntimeError("boom")):
         post(
             acme_email,
             customer_mail(
@@ -412,7 +415,7 @@ def test_admins_file_a_mail_without_sender_as_a_ticket_by_hand(acme_email, admin
         assert AuditEvent.objects.filter(action="inbound.filed_by_hand", actor=admin_zhao).exists()
     ticket_page = login(agent_li).get("/tickets/1/").content.decode()
     assert "no sender address" in ticket_page  # the agent sees why nobody can be answered
-    assert "left no address to reply to" in ticket_page
+    assert "has no email address to reply to" in ticket_page
     assert "Send reply" not in ticket_page
 
 
@@ -438,5 +441,7 @@ def test_the_inbound_page_names_a_mail_behind_a_forwarding_banner(acme_email, ad
     with tenancy.activate(acme_email.tenant):
         from channels_in import pipeline
 
-        raw, _ = pipeline.store_raw(account=acme_email, payload=banner, source="import")
+        raw, _ = pipeline.store_raw(
+            account=acme_email, envelope=Envelope.of(banner), source="import"
+        )
     assert (raw.sender, raw.subject) == ("hans@example.de", "Weitergeleitet")

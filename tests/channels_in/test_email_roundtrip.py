@@ -11,10 +11,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.test import Client
 
+from channels_in.base import Envelope
 from channels_in.models import Mailbox
 from helpdesk import tenancy
 from tests.channels_in.mails import customer_mail
 from tests.conftest import acting, login
+from tickets import services
 from tickets.models import Message, Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -176,14 +178,13 @@ def test_an_empty_reply_is_refused_with_a_reason(acme_mailbox, agent_li, tenant_
 def test_a_reply_task_delivered_twice_sends_one_mail(
     mailbox_on_smtp, smtp_server, agent_li, tenant_acme
 ):
-    from channels_in import outbound
     from channels_in.tasks import deliver_message
 
     inbox, _ = smtp_server
     post_mail(mailbox_on_smtp.account, customer_mail())
     with tenancy.activate(tenant_acme):
         ticket = Ticket.objects.get()
-        reply = outbound.send_reply(
+        reply = services.reply_to_customer(
             acting_agent=acting(agent_li), ticket=ticket, text="Refund approved."
         )
     deliver_message.apply(args=[tenant_acme.pk, reply.pk])  # the broker redelivers the task
@@ -207,7 +208,7 @@ def test_a_reply_whose_mailbox_is_gone_fails_visibly_and_can_be_sent_again(
         ticket = Ticket.objects.get()
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr("channels_in.email.EmailAdapter.send", _raise_missing_mailbox)
-            reply = outbound.send_reply(
+            reply = services.reply_to_customer(
                 acting_agent=acting(agent_li), ticket=ticket, text="On its way."
             )
         reply.refresh_from_db()
@@ -234,7 +235,7 @@ def test_replying_on_a_channel_without_a_mailbox_is_a_clear_error(agent_li, tena
 
     with tenancy.activate(tenant_acme):
         bare = ChannelAccount.objects.create(kind="email", name="Half set up")
-        pipeline.receive(account=bare, payload=customer_mail(), source="webhook")
+        pipeline.receive(account=bare, envelope=Envelope.of(customer_mail()), source="webhook")
         ticket = Ticket.objects.get()
     response = login(agent_li).post(
         f"/tickets/{ticket.number}/reply/",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from channels_in import pipeline
-from channels_in.base import AdapterError
+from channels_in.base import AdapterError, Envelope
 from channels_in.email import delivery_id_of_mail
 from channels_in.mail import parse_mail
 from channels_in.models import RawInbound
@@ -324,7 +324,7 @@ def test_mail_from_a_machine_is_stored_as_ignored_and_opens_no_ticket(
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         raw, created = pipeline.receive(
-            account=acme_email, payload=hard_mail(name), source="webhook"
+            account=acme_email, envelope=Envelope.of(hard_mail(name)), source="webhook"
         )
     raw.refresh_from_db()
 

@@ -28,6 +28,7 @@ from tests.channels_in.polling import wait_for
 from tests.channels_in.test_email_roundtrip import free_port, post_mail
 from tests.conftest import acting, login
 from tests.factories import MembershipFactory, UserFactory
+from tickets import services
 from tickets.models import Message, Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -116,7 +117,9 @@ def queued_reply(agent, ticket: Ticket, monkeypatch) -> Message:
     """A reply written and queued but not yet delivered: the test plays the worker."""
     with tenancy.activate(ticket.tenant), monkeypatch.context() as queue_only:
         queue_only.setattr(deliver_message, "delay", lambda *args: None)
-        return outbound.send_reply(acting_agent=acting(agent), ticket=ticket, text="退款已提交。")
+        return services.reply_to_customer(
+            acting_agent=acting(agent), ticket=ticket, text="退款已提交。"
+        )
 
 
 def first_try_by_a_worker(tenant, message_id: int, monkeypatch) -> dict:
@@ -357,7 +360,7 @@ def test_inline_celery_cannot_wait_so_a_4xx_fails_on_its_only_try(
     server, _ = smtp
     server.rcpt_replies = [GREYLISTED]
     with tenancy.activate(tenant_acme):
-        reply = outbound.send_reply(
+        reply = services.reply_to_customer(
             acting_agent=acting(agent_li), ticket=ticket, text="On its way."
         )
         reply.refresh_from_db()

@@ -7,6 +7,7 @@ from unittest import mock
 import pytest
 
 from channels_in import pipeline
+from channels_in.base import Envelope
 from channels_in.models import RawInbound
 from helpdesk import tenancy
 from helpdesk.permissions import SYSTEM
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 def deliver(account, payload: bytes, django_capture_on_commit_callbacks) -> RawInbound:
     with django_capture_on_commit_callbacks(execute=True):
-        raw, _ = pipeline.receive(account=account, payload=payload, source="webhook")
+        raw, _ = pipeline.receive(account=account, envelope=Envelope.of(payload), source="webhook")
     raw.refresh_from_db()
     return raw
 
@@ -160,7 +161,7 @@ def test_a_message_whose_processing_raises_is_kept_as_failed_and_succeeds_on_ret
     acme_email, admin_zhao, django_capture_on_commit_callbacks
 ):
     with mock.patch(
-        "channels_in.pipeline.find_order_reference", side_effect=RuntimeError("orders DB down")
+        "tickets.services.find_order_reference", side_effect=RuntimeError("orders DB down")
     ):
         raw = deliver(acme_email, customer_mail(), django_capture_on_commit_callbacks)
     assert raw.state == "failed"
@@ -186,7 +187,9 @@ def test_a_stuck_payload_is_requeued_by_the_beat_task(
 
     from channels_in.tasks import requeue_stale_inbound
 
-    raw, _ = pipeline.store_raw(account=acme_email, payload=customer_mail(), source="webhook")
+    raw, _ = pipeline.store_raw(
+        account=acme_email, envelope=Envelope.of(customer_mail()), source="webhook"
+    )
     RawInbound.objects.filter(pk=raw.pk).update(queued_at=timezone.now() - timedelta(minutes=10))
     with tenancy.deactivate(), django_capture_on_commit_callbacks(execute=True):
         assert requeue_stale_inbound.apply().get() == 1
@@ -215,7 +218,7 @@ def test_pipeline_keeps_tenants_apart(
 def test_knowing_a_message_id_does_not_let_a_stranger_into_a_customers_ticket(
     acme_email, django_capture_on_commit_callbacks
 ):
-    from channels_in.outbound import reply_address
+    from channels_in.email import reply_address
 
     deliver(
         acme_email,
@@ -240,7 +243,7 @@ def test_knowing_a_message_id_does_not_let_a_stranger_into_a_customers_ticket(
 def test_a_colleague_copied_on_the_mail_may_reply_into_the_ticket(
     acme_email, django_capture_on_commit_callbacks
 ):
-    from channels_in.outbound import reply_address
+    from channels_in.email import reply_address
 
     deliver(
         acme_email,

@@ -12,9 +12,11 @@ import pytest
 from django.db import connection, connections, transaction
 
 from channels_in import pipeline
+from channels_in.base import Envelope
 from channels_in.models import RawInbound
 from helpdesk import tenancy
 from tests.channels_in.mails import customer_mail
+from tickets import services
 from tickets.models import Attachment, Message, Ticket
 
 pytestmark = [
@@ -52,8 +54,10 @@ def test_twenty_messages_from_one_new_customer_processed_in_parallel_give_one_ti
         raw_ids = [
             pipeline.store_raw(
                 account=acme_email,
-                payload=customer_mail(
-                    sender="新客户 <burst@example.cn>", subject=f"第{i}条", body=f"消息 {i}"
+                envelope=Envelope.of(
+                    customer_mail(
+                        sender="新客户 <burst@example.cn>", subject=f"第{i}条", body=f"消息 {i}"
+                    )
                 ),
                 source="webhook",
             )[0].pk
@@ -86,17 +90,17 @@ def test_slow_attachment_writes_do_not_hold_the_merchants_ticket_counter(
     with_file.add_attachment(b"%PDF-1.4" + b"0" * 50_000, "application", "pdf", filename="a.pdf")
     with tenancy.activate(tenant_acme):
         slow = pipeline.store_raw(
-            account=acme_email, payload=with_file.as_bytes(), source="webhook"
+            account=acme_email, envelope=Envelope.of(with_file.as_bytes()), source="webhook"
         )[0]
         quick = pipeline.store_raw(
             account=acme_email,
-            payload=customer_mail(sender="quick@example.cn", subject="快"),
+            envelope=Envelope.of(customer_mail(sender="quick@example.cn", subject="快")),
             source="webhook",
         )[0]
 
     writing = threading.Event()
     release = threading.Event()
-    real_write = pipeline.AttachmentFiles.write
+    real_write = services.AttachmentFiles.write
 
     def slow_write(self, attachment, content):  # the disk or object store is slow today
         writing.set()
@@ -117,7 +121,7 @@ def test_slow_attachment_writes_do_not_hold_the_merchants_ticket_counter(
 
     from unittest import mock
 
-    with mock.patch.object(pipeline.AttachmentFiles, "write", slow_write):
+    with mock.patch.object(services.AttachmentFiles, "write", slow_write):
         errors = in_threads(2, work)
     assert errors == []
     assert quick_done.is_set()
@@ -140,9 +144,11 @@ def test_attachment_files_of_a_rolled_back_message_are_removed(
     mail.set_content("看照片")
     mail.add_attachment(b"\x89PNG\r\n\x1a\n" + b"1" * 2000, "image", "png", filename="p.png")
     with tenancy.activate(tenant_acme):
-        raw = pipeline.store_raw(account=acme_email, payload=mail.as_bytes(), source="webhook")[0]
+        raw = pipeline.store_raw(
+            account=acme_email, envelope=Envelope.of(mail.as_bytes()), source="webhook"
+        )[0]
         with (
-            mock.patch.object(pipeline, "find_thread", side_effect=ConnectionError("db blip")),
+            mock.patch.object(services, "find_thread", side_effect=ConnectionError("db blip")),
             pytest.raises(ConnectionError),
         ):
             pipeline.process_raw(raw.pk)
@@ -159,7 +165,9 @@ def test_a_payload_a_worker_holds_is_skipped_by_other_workers_and_the_sweep(
     acme_email, tenant_acme
 ):
     with tenancy.activate(tenant_acme):
-        raw = pipeline.store_raw(account=acme_email, payload=customer_mail(), source="webhook")[0]
+        raw = pipeline.store_raw(
+            account=acme_email, envelope=Envelope.of(customer_mail()), source="webhook"
+        )[0]
         RawInbound.objects.filter(pk=raw.pk).update(queued_at=None)
 
     held = threading.Event()

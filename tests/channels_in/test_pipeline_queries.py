@@ -14,6 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from channels_in import pipeline
+from channels_in.base import Envelope
 from channels_in.models import RawInbound
 from helpdesk import tenancy
 from tests.channels_in.mails import customer_mail
@@ -33,7 +34,7 @@ KNOWN_CUSTOMER_REPLY_BUDGET = 12
 
 
 def ingest(account, payload: bytes) -> RawInbound:
-    raw, _ = pipeline.store_raw(account=account, payload=payload, source="webhook")
+    raw, _ = pipeline.store_raw(account=account, envelope=Envelope.of(payload), source="webhook")
     return pipeline.process_raw(raw.pk)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from helpdesk import rls, tenancy
 from helpdesk.tenancy import CrossTenantReference
@@ -25,10 +26,12 @@ REFERENCES = rls.same_tenant_references()
 
 def build_one_of_everything(tenant) -> dict[str, object]:
     """A row in every tenant-owned table, all pointing at one another (a valid world)."""
-    from channels_in.models import ChannelAccount, Mailbox, RawInbound
+    from channels_in.models import ApiChannel, ChannelAccount, Mailbox, RawInbound
+    from helpdesk.models import WebhookDelivery
     from tickets.models import (
         Attachment,
         AuditEvent,
+        CustomerEvent,
         CustomerIdentity,
         Group,
         GroupMember,
@@ -50,8 +53,13 @@ def build_one_of_everything(tenant) -> dict[str, object]:
             number=1, subject="s", channel="email", customer=customer, order=order, group=group
         )
         TicketTag.objects.create(ticket=ticket, tag=tag)
+        account = ChannelAccount.objects.create(kind="email", name="Support")
         message = Message.objects.create(
-            ticket=ticket, direction="inbound", channel="email", author_customer=customer
+            ticket=ticket,
+            direction="inbound",
+            channel="email",
+            author_customer=customer,
+            channel_account=account,
         )
         Attachment.objects.create(
             message=message,
@@ -61,8 +69,27 @@ def build_one_of_everything(tenant) -> dict[str, object]:
             size=1,
         )
         AuditEvent.objects.create(actor_label="system", action="t", object_type="t", object_id="1")
-        account = ChannelAccount.objects.create(kind="email", name="Support")
         Mailbox.objects.create(account=account, address=f"support@{tenant.slug}.example")
+        api = ChannelAccount.objects.create(kind="api", name="Shop system")
+        ApiChannel.objects.create(account=api, callback_url="https://shop.example/hook")
+        CustomerIdentity.objects.create(
+            customer=customer, kind="external", value="cust-1", account=api
+        )
+        CustomerEvent.objects.create(
+            customer=customer,
+            channel="api",
+            channel_account=api,
+            kind="subscribed",
+            external_id="e-1",
+            occurred_at=timezone.now(),
+        )
+        WebhookDelivery.objects.create(
+            url="https://shop.example/hook",
+            event="message.created",
+            body=b"{}",
+            channel_account=api,
+            message=message,
+        )
         RawInbound.objects.create(
             account=account,
             external_id="<1@x>",
@@ -136,8 +163,9 @@ def test_the_database_refuses_a_new_message_on_another_merchants_ticket(
         run_and_check_constraints(
             "INSERT INTO tickets_message (tenant_id, ticket_id, direction, channel, subject, "
             "body_text, full_text, body_html, external_id, delivery_state, delivery_error, "
-            "delivery_attempts, metadata, created_at) VALUES (%s, %s, 'note', 'email', '', "
-            "'planted', '', '', '', 'not_sent', '', 0, '{}', now())",
+            "delivery_attempts, conversation_id, then_status, status_when_written, metadata, "
+            "created_at) VALUES (%s, %s, 'note', 'email', '', 'planted', '', '', '', 'not_sent', "
+            "'', 0, '', '', '', '{}', now())",
             [tenant_acme.pk, globex["ticket"].pk],
         )
     with tenancy.activate(tenant_acme), connection.cursor() as cursor:

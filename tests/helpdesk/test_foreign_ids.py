@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from channels_in import pipeline
+from channels_in.base import Envelope
 from channels_in.models import ChannelAccount, Mailbox, RawInbound
 from helpdesk import tenancy
 from helpdesk.permissions import SYSTEM
@@ -30,7 +31,9 @@ def globex_world(tenant_globex, django_capture_on_commit_callbacks):
             acting_agent=SYSTEM, customer=CustomerFactory(), subject="g1", channel="email"
         )
         with django_capture_on_commit_callbacks(execute=True):
-            pipeline.receive(account=account, payload=customer_mail(), source="webhook")
+            pipeline.receive(
+                account=account, envelope=Envelope.of(customer_mail()), source="webhook"
+            )
         ticket = Ticket.objects.get(number=2)
         message = ticket.messages.get()
         attachment = Attachment(
@@ -44,7 +47,8 @@ def globex_world(tenant_globex, django_capture_on_commit_callbacks):
             channel="email",
             body_text="r",
             delivery_state="failed",
-            metadata={"account_id": account.pk, "to": "a@b.c"},
+            channel_account=account,
+            metadata={"to": "a@b.c"},
         )
         raw = RawInbound.objects.create(
             account=account,

@@ -13,6 +13,7 @@ from django.db.models import Model
 
 from channels_in import outbound, pipeline
 from channels_in import services as channel_services
+from channels_in.base import Envelope
 from channels_in.models import RawInbound
 from helpdesk import tenancy
 from helpdesk.errors import PermissionDenied
@@ -308,10 +309,10 @@ def test_a_globex_member_cannot_open_tickets_or_add_identities_in_acme(
 def test_an_agent_replies_on_their_groups_ticket_but_not_on_another_groups(
     acme_email, agent_li, li_ticket, other_ticket
 ):
-    reply = outbound.send_reply(acting_agent=acting(agent_li), ticket=li_ticket, text="您好")
+    reply = services.reply_to_customer(acting_agent=acting(agent_li), ticket=li_ticket, text="您好")
     assert reply.direction == "outbound" and reply.author_user == agent_li
     refused_with_nothing_written(
-        lambda: outbound.send_reply(
+        lambda: services.reply_to_customer(
             acting_agent=acting(agent_li), ticket=other_ticket, text="planted"
         ),
         Message,
@@ -368,7 +369,9 @@ def test_only_an_agent_who_works_the_ticket_sends_a_retrying_reply_now(
 
 @pytest.fixture
 def failed_raw(acme_email) -> RawInbound:
-    raw, _ = pipeline.store_raw(account=acme_email, payload=customer_mail(), source="webhook")
+    raw, _ = pipeline.store_raw(
+        account=acme_email, envelope=Envelope.of(customer_mail()), source="webhook"
+    )
     RawInbound.objects.filter(pk=raw.pk).update(state="failed", error="orders DB down")
     raw.refresh_from_db()
     return raw

@@ -223,6 +223,7 @@ def world(tenant_acme: Tenant, agent_li: Any, admin_zhao: Any, settings: Any) ->
             "number": str(ticket.number),
             "pk": str(message.pk),
             "account_id": str(account.pk),
+            "kind": account.kind,
             "tenant_slug": tenant_acme.slug,
             "object_id": str(raw.pk),
             "key_id": str(key.pk),

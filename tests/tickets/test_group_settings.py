@@ -75,7 +75,7 @@ def test_setting_the_default_group_leaves_exactly_one_default(owner_chen, tenant
     assert group_names(tenant_acme) == {"General": False, "VIP": True}
     with tenancy.activate(tenant_acme):
         [event] = AuditEvent.objects.filter(action="group.default_set")
-    assert event.changes == {"old": ["General"], "new": "VIP"}
+    assert event.changes == {"default_group": ["General", "VIP"]}
     # Choosing it again changes nothing and writes nothing.
     client.post(f"/settings/groups/{vip.pk}/default/")
     assert actions(tenant_acme).count("group.default_set") == 1

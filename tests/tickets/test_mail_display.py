@@ -9,6 +9,7 @@ from email.message import EmailMessage
 import pytest
 
 from channels_in import pipeline
+from channels_in.base import Envelope
 from tests.conftest import login
 from tickets.models import Attachment, Ticket
 
@@ -41,7 +42,9 @@ def test_html_mail_shows_formatted_with_its_inline_image_and_no_script(
 ):
     with django_capture_on_commit_callbacks(execute=True):
         pipeline.receive(
-            account=acme_email, payload=html_mail_with_inline_image(), source="webhook"
+            account=acme_email,
+            envelope=Envelope.of(html_mail_with_inline_image()),
+            source="webhook",
         )
     ticket = Ticket.objects.get()
     image = Attachment.objects.get(content_id="photo1@example.cn")
@@ -77,7 +80,9 @@ def test_an_attachment_over_the_merchants_limit_is_not_kept_but_the_agent_is_tol
     )
     message.add_attachment(b"\x00" * 5000, maintype="video", subtype="mp4", filename="unboxing.mp4")
     with django_capture_on_commit_callbacks(execute=True):
-        pipeline.receive(account=acme_email, payload=message.as_bytes(), source="webhook")
+        pipeline.receive(
+            account=acme_email, envelope=Envelope.of(message.as_bytes()), source="webhook"
+        )
     assert list(Attachment.objects.values_list("filename", flat=True)) == ["发票.pdf"]
     page = login(agent_li).get(f"/tickets/{Ticket.objects.get().number}/").content.decode()
     assert "unboxing.mp4 (4.9\xa0KB)" in page

@@ -204,9 +204,10 @@ def test_ticket_history_reads_as_sentences_in_the_agents_language(agent_li, nois
         acting_agent=acting(agent_li), ticket=noisy_hood_ticket, status="pending"
     )
     english = login(agent_li).get(f"/tickets/{noisy_hood_ticket.number}/").content.decode()
-    assert "li.acme changed the status (New → Pending)" in english
+    assert "Ticket status changed (Status: New → Pending)" in english
+    assert "li.acme · " in english
     chinese = login(agent_li, language=None).get(f"/tickets/{noisy_hood_ticket.number}/")
-    assert "li.acme 更改了状态" in chinese.content.decode()
+    assert "工单状态已更改 (状态: 新建 → 待客户回复)" in chinese.content.decode()
 
 
 def test_the_ticket_page_shows_the_customers_tickets_on_other_channels(agent_li, noisy_hood_ticket):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from django import template
 from django.urls import reverse
-from django.utils.translation import gettext_lazy as _
 
-from tickets.models import Message
+from tickets import audit
+from tickets.models import AuditEvent, Message
 
 register = template.Library()
 
@@ -34,44 +35,16 @@ def message_html(message: Message) -> str:
     return _CID_SRC.sub(point_at_attachment, message.body_html)
 
 
-AUDIT_LABELS = {
-    "ticket.opened": _("opened the ticket"),
-    "ticket.status_changed": _("changed the status"),
-    "ticket.assigned": _("changed the assignee"),
-    "ticket.tagged": _("added tags"),
-    "ticket.order_linked": _("linked an order"),
-    "message.note_added": _("added an internal note"),
-    "message.reply_queued": _("replied to the customer"),
-    "message.resent": _("sent a reply again"),
-    "identity.added": _("added a contact identity"),
-    "inbound.retried": _("retried an inbound message"),
-    "channel.resumed": _("resumed a paused channel"),
-    "message.sent_now": _("sent a waiting reply now"),
-    "inbound.discarded": _("discarded an inbound message"),
-    "inbound.filed_by_hand": _("filed an inbound message as a ticket by hand"),
-    "support.access_started": _("started platform support access to this merchant"),
-    "channel.created": _("connected a mailbox"),
-    "channel.updated": _("changed a mailbox's settings"),
-    "mailbox.password_changed": _("changed a mailbox password"),
-    "channel.paused": _("paused a channel"),
-    "channel.secret_rotated": _("rotated a channel's inbound secret"),
-    "channel.connection_tested": _("tested a mailbox's connection"),
-    "channel.test_mail_sent": _("sent a test mail"),
-    "merchant.attachment_limit_changed": _("changed the attachment size limit"),
-    "group.created": _("created a group"),
-    "group.renamed": _("renamed a group"),
-    "group.default_set": _("chose the default group"),
-    "group.member_added": _("added someone to a group"),
-    "group.member_removed": _("took someone out of a group"),
-    "member.role_changed": _("changed a member's role"),
-    "member.removed": _("removed a member from the merchant"),
-}
-
-
 @register.filter
 def audit_label(action: str) -> str:
     """What an audit event's action means, in the agent's language."""
-    return str(AUDIT_LABELS.get(action, action))
+    return audit.kind_label(action)
+
+
+@register.simple_tag
+def audit_lines(events: Iterable[AuditEvent]) -> list[audit.AuditLine]:
+    """Audit events in words: ``{% audit_lines events as lines %}`` (one query per object type)."""
+    return audit.audit_lines(events)
 
 
 @register.filter

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from channels_in import mail_archive
-from channels_in.base import AdapterError
+from channels_in.base import AdapterError, Envelope
 from channels_in.models import ChannelAccount, RawInbound
 from channels_in.pipeline import process_raw, store_raw, store_undeliverable
 from helpdesk import tenancy
@@ -107,7 +107,7 @@ class Command(BaseCommand):
     ) -> None:
         try:
             raw, created = store_raw(
-                account=account, payload=item.payload, source=RawInbound.Source.IMPORT
+                account=account, envelope=Envelope.of(item.payload), source=RawInbound.Source.IMPORT
             )
         except AdapterError as exc:
             # Kept all the same, as IMAP polling does: visible under Inbound, to file or discard.

@@ -11,8 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from helpdesk import tenancy
+from helpdesk.api_keys import record_key_created
 from helpdesk.models import ApiKey, ApiScope, Membership, Tenant
-from tickets.services import record_audit
 
 
 def parse_scopes(value: str) -> list[str]:
@@ -72,21 +72,7 @@ class Command(BaseCommand):
                 scopes=scopes,
                 expires_at=expires_at,
             )
-            record_audit(
-                actor="manage.py issue_api_key",
-                action="api_key.created",
-                obj=key,
-                changes={
-                    "old": None,
-                    "new": {
-                        "name": key.name,
-                        "prefix": key.prefix,
-                        "scopes": scopes,
-                        "expires_at": expires_at.isoformat() if expires_at else None,
-                        "acts_as": user.get_username(),
-                    },
-                },
-            )
+            record_key_created(actor="manage.py issue_api_key", key=key)
         expiry = f", expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
         self.stdout.write(
             f"API key {key.prefix} for {tenant.name} (acts as {user}; {', '.join(scopes)}"

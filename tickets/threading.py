@@ -1,5 +1,6 @@
-"""Linking an inbound message to what it belongs to: the ticket it continues, the order it
-names, and the id that recognises its redelivery."""
+"""Linking a customer's message to what it belongs to: the ticket it continues, the order it
+names, and the id that recognises its redelivery. Channel-neutral: the channels hand over
+``tickets.incoming.InboundMessage``s."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from channels_in.base import InboundMessage
+from tickets.incoming import InboundMessage
 from tickets.models import Customer, Message, Order, Ticket
 
 _ORDER_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{3,40}")
@@ -29,7 +30,9 @@ def normalise_external_id(value: str) -> str:
     return value
 
 
-def find_thread(*, customer: Customer, inbound: InboundMessage) -> Ticket | None:
+def find_thread(
+    *, customer: Customer, inbound: InboundMessage, account_id: int | None = None
+) -> Ticket | None:
     """The ticket a message continues, or None for a new conversation.
 
     In order: the message it replies to (reply headers), the channel's conversation id, a
@@ -41,7 +44,10 @@ def find_thread(*, customer: Customer, inbound: InboundMessage) -> Ticket | None
     """
     reply_ids = [normalise_external_id(i) for i in inbound.reply_to_ids if i][:50]
     # Lazily, in order: once a candidate is found, the later lookups are not queried at all.
-    for ticket in _linked_tickets(customer=customer, inbound=inbound, reply_ids=reply_ids):
+    linked = _linked_tickets(
+        customer=customer, inbound=inbound, reply_ids=reply_ids, account_id=account_id
+    )
+    for ticket in linked:
         if ticket is not None and ticket.status != Ticket.Status.CLOSED:
             return ticket
     if reply_ids:
@@ -68,7 +74,7 @@ def find_thread(*, customer: Customer, inbound: InboundMessage) -> Ticket | None
 
 
 def _linked_tickets(
-    *, customer: Customer, inbound: InboundMessage, reply_ids: list[str]
+    *, customer: Customer, inbound: InboundMessage, reply_ids: list[str], account_id: int | None
 ) -> Iterator[Ticket | None]:
     """The tickets a message names, strongest link first: the message it replies to, the
     channel's conversation id, a ``[#123]`` token of this customer's ticket in the subject."""
@@ -86,8 +92,8 @@ def _linked_tickets(
     if inbound.conversation_id:
         earlier = (
             Message.objects.filter(
-                channel=inbound.channel,
-                metadata__conversation_id=inbound.conversation_id,
+                channel_account_id=account_id,
+                conversation_id=inbound.conversation_id[:255],
                 ticket__customer=customer,
             )
             .select_related("ticket")
@@ -114,7 +120,12 @@ def was_party_to(*, customer: Customer, inbound: InboundMessage, message: Messag
 
 
 def find_order_reference(*, customer: Customer, inbound: InboundMessage) -> Order | None:
-    """The customer's own order named in the subject or text (e.g. "订单号 SO20261105")."""
+    """The customer's own order the channel names (``order_number``), else one named in the
+    subject or text (e.g. "订单号 SO20261105")."""
+    if inbound.order_number:
+        stated = Order.objects.filter(customer=customer, number=inbound.order_number[:64]).first()
+        if stated is not None:
+            return stated
     tokens = {
         token
         for token in _ORDER_TOKEN.findall(f"{inbound.subject}\n{inbound.text[:5000]}")
