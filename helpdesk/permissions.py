@@ -10,7 +10,8 @@ The rules, in the merchant's words:
   ticket when the merchant allows it (``Tenant.agents_work_all_groups``); they may take an
   unassigned ticket for themselves;
 - supervisors also see every group and reassign tickets, and watch escalations;
-- admins also manage channels, groups, members and API keys, and read the audit log;
+- admins also manage channels, groups, members and API keys, what agents may give customers
+  (remedy limits), and read the audit log;
 - owners also manage the merchant itself (billing-like settings, closing the account).
 
 A platform operator (superuser) acting inside a merchant where they have no membership is
@@ -52,6 +53,7 @@ class Capability(StrEnum):
     MANAGE_MEMBERS = "manage_members"  # who belongs and with which role
     MANAGE_API_KEYS = "manage_api_keys"
     READ_AUDIT_LOG = "read_audit_log"
+    MANAGE_EMPOWERMENT = "manage_empowerment"  # remedy limits and where remedies are executed
     MANAGE_MERCHANT = "manage_merchant"  # billing-like settings, closing the merchant
 
 
@@ -66,6 +68,7 @@ CAPABILITY_LABELS = {
     Capability.MANAGE_MEMBERS: gettext_lazy("manage members"),
     Capability.MANAGE_API_KEYS: gettext_lazy("manage API keys"),
     Capability.READ_AUDIT_LOG: gettext_lazy("read the audit log"),
+    Capability.MANAGE_EMPOWERMENT: gettext_lazy("manage what agents may give customers"),
     Capability.MANAGE_MERCHANT: gettext_lazy("manage the merchant"),
 }
 
@@ -77,6 +80,7 @@ _ADMIN = _SUPERVISOR | {
     Capability.MANAGE_MEMBERS,
     Capability.MANAGE_API_KEYS,
     Capability.READ_AUDIT_LOG,
+    Capability.MANAGE_EMPOWERMENT,
 }
 _OWNER = _ADMIN | {Capability.MANAGE_MERCHANT}
 

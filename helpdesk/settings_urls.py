@@ -1,10 +1,12 @@
-"""The merchant's settings area under /settings/: channels, groups, members, audit log."""
+"""The merchant's settings area under /settings/: channels, groups, members, remedy limits,
+audit log."""
 
 from __future__ import annotations
 
 from django.urls import path
 
 from channels_in import views_settings as channel_views
+from escalation import settings_views as empowerment_views
 from helpdesk import views_settings
 from tickets import views_settings as group_views
 
@@ -42,4 +44,26 @@ urlpatterns = [
     path("members/<int:pk>/role/", views_settings.member_role, name="member_role"),
     path("members/<int:pk>/remove/", views_settings.member_remove, name="member_remove"),
     path("audit/", views_settings.audit_log, name="audit"),
+    path("empowerment/", empowerment_views.empowerment, name="empowerment"),
+    path("empowerment/policy/", empowerment_views.empowerment_policy, name="empowerment_policy"),
+    path(
+        "empowerment/rotate-secret/",
+        empowerment_views.empowerment_rotate,
+        name="empowerment_rotate",
+    ),
+    path(
+        "empowerment/limits/new/",
+        empowerment_views.empowerment_limit_new,
+        name="empowerment_limit_new",
+    ),
+    path(
+        "empowerment/limits/<int:pk>/",
+        empowerment_views.empowerment_limit,
+        name="empowerment_limit",
+    ),
+    path(
+        "empowerment/limits/<int:pk>/remove/",
+        empowerment_views.empowerment_limit_remove,
+        name="empowerment_limit_remove",
+    ),
 ]

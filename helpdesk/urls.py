@@ -5,6 +5,7 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
+from escalation import price_drop_views
 from helpdesk import api_key_views, dev_outbox, views, webhook_views
 
 # The admin signs in through allauth too, so its rate limits and TOTP cannot be bypassed there.
@@ -22,7 +23,10 @@ urlpatterns = [
     path("settings/webhooks/<int:pk>/", webhook_views.webhook_detail, name="webhook"),
     path("switch-tenant/", views.switch_tenant, name="switch_tenant"),
     path("tickets/", include("tickets.urls")),
+    path("tickets/", include("escalation.urls")),
     path("inbound/", include("channels_in.urls")),
+    path("escalation/price-drops/", price_drop_views.price_drop_list, name="price_drops"),
+    path("escalation/price-drops/<int:pk>/", price_drop_views.price_drop_detail, name="price_drop"),
     path("settings/", include("helpdesk.settings_urls")),
     path("api/v1/", include("tickets.api_urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -28,6 +28,7 @@ SECTIONS = [
     ("settings:channels", gettext_lazy("Channels"), Capability.MANAGE_CHANNELS),
     ("settings:groups", gettext_lazy("Groups"), Capability.MANAGE_GROUPS),
     ("settings:members", gettext_lazy("Members"), Capability.MANAGE_MEMBERS),
+    ("settings:empowerment", gettext_lazy("Remedy limits"), Capability.MANAGE_EMPOWERMENT),
     ("webhooks", gettext_lazy("Webhook deliveries"), Capability.MANAGE_CHANNELS),
     ("settings:audit", gettext_lazy("Audit log"), Capability.READ_AUDIT_LOG),
     # The API keys page lives beside this area (helpdesk/api_key_views.py).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -79,13 +80,21 @@ def queue(
     return delivery
 
 
-def send_signed(*, delivery: WebhookDelivery, secret: str, previous_secret: str = "") -> None:
+def send_signed(
+    *,
+    delivery: WebhookDelivery,
+    secret: str,
+    previous_secret: str = "",
+    headers: Mapping[str, str] | None = None,
+) -> None:
     """Try ``delivery`` once, now, signed with ``secret`` (and with ``previous_secret`` while a
     rotation's grace lasts, so the receiver can switch at its own pace), and record the attempt.
 
     A 2xx answer marks it delivered. Otherwise it is marked ``retrying`` (the failure may pass)
     or ``failed`` (it cannot: a 4xx, a redirect, a refused destination, no secret) and
     ``WebhookFailed`` is raised; whether and when to try again is the caller's decision.
+    ``headers`` are sent too (e.g. ``Idempotency-Key``); they cannot replace the signing,
+    delivery or event headers.
     Raises ``AttemptSuperseded``, sending nothing, when another attempt started since
     ``delivery`` was read. Call it outside a transaction: nothing may stay locked while the
     merchant's server takes its time.
@@ -98,7 +107,8 @@ def send_signed(*, delivery: WebhookDelivery, secret: str, previous_secret: str 
         error = _("There is no secret to sign this webhook with: its channel was removed.")
         _record(delivery, started_at=started_at, ms=0, status=None, error=error, permanent=True)
         raise WebhookFailed(error, permanent=True)
-    headers = {
+    sent_headers = {
+        **(headers or {}),
         "Content-Type": CONTENT_TYPE,
         **signing.sign(secret, body, also=(previous_secret,) if previous_secret else ()),
         signing.DELIVERY_HEADER: str(delivery.pk),
@@ -108,7 +118,7 @@ def send_signed(*, delivery: WebhookDelivery, secret: str, previous_secret: str 
         response = http.post(
             delivery.url,
             body=body,
-            headers=headers,
+            headers=sent_headers,
             timeout=settings.HELPDESK_WEBHOOK_TIMEOUT_SECONDS,
         )
     except http.HttpFailure as failure:

@@ -2,9 +2,20 @@ from __future__ import annotations
 
 from django.urls import path
 
+from escalation import api as escalation_api
 from tickets import api
 
 urlpatterns = [
     path("tickets/", api.TicketListApi.as_view(), name="api-ticket-list"),
     path("tickets/<int:number>/", api.TicketDetailApi.as_view(), name="api-ticket-detail"),
+    path(
+        "tickets/<int:number>/remedies/",
+        escalation_api.TicketRemediesApi.as_view(),
+        name="api-ticket-remedies",
+    ),
+    path(
+        "tickets/<int:number>/allowance/",
+        escalation_api.TicketAllowanceApi.as_view(),
+        name="api-ticket-allowance",
+    ),
 ]

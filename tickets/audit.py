@@ -41,6 +41,15 @@ class AuditKind(models.TextChoices):
     TICKET_TAGGED = "ticket.tagged", _("Ticket tagged")
     TICKET_ORDER_LINKED = "ticket.order_linked", _("Order linked to a ticket")
     TICKET_ROUTED = "ticket.routed", _("Ticket routed to a group")
+    REMEDY_GRANTED = "remedy.granted", _("Remedy granted")
+    REMEDY_EXECUTED = "remedy.executed", _("Remedy executed")
+    REMEDY_EXECUTION_FAILED = "remedy.execution_failed", _("Remedy execution failed")
+    REMEDY_EXECUTED_BY_HAND = "remedy.executed_by_hand", _("Remedy executed by hand")
+    PRICE_DROP_RECORDED = "price_drop.recorded", _("Price cut recorded")
+    REMEDY_EXECUTION_RETRIED = "remedy.execution_retried", _("Remedy execution retried")
+    EMPOWERMENT_POLICY_CHANGED = "empowerment.policy_changed", _("Empowerment policy changed")
+    EMPOWERMENT_LIMIT_SET = "empowerment.limit_set", _("Remedy limit set")
+    EMPOWERMENT_LIMIT_REMOVED = "empowerment.limit_removed", _("Remedy limit removed")
     IDENTITY_ADDED = "identity.added", _("Customer contact added")
     CUSTOMER_IDENTITY_LEARNED = (
         "customer.identity_learned",
@@ -196,6 +205,17 @@ def kind_label(action: str) -> str:
 
 FIELD_LABELS: dict[str, Any] = {
     "status": _("Status"),
+    "execution": _("Execution"),
+    "kind": _("Kind"),
+    "currency": _("Currency"),
+    "amount": _("Amount"),
+    "per_grant_max_amount": _("Most per grant"),
+    "order_share_max_percent": _("Most share of the order (%)"),
+    "per_agent_day_max_amount": _("Most per person per day"),
+    "per_customer_period_max_amount": _("Most per customer per period"),
+    "customer_period_days": _("Customer period (days)"),
+    "execution_url": _("Execution URL"),
+    "callback_url": _("Callback URL"),
     "assignee": _("Assignee"),
     "order": _("Order"),
     "ticket": _("Ticket"),
@@ -371,6 +391,10 @@ OBJECT_LABELS: dict[str, Any] = {
     "apikey": _("API key"),
     "tenant": _("Merchant"),
     "webhookdelivery": _("Webhook"),
+    "remedy": _("Remedy"),
+    "remedylimit": _("Remedy limit"),
+    "empowermentpolicy": _("Empowerment policy"),
+    "pricedrop": _("Price cut"),
 }
 
 

@@ -12,6 +12,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from helpdesk.money import AMOUNT_DIGITS, AMOUNT_PLACES
 from helpdesk.tenancy import TenantOwned, require_tenant
 
 
@@ -105,9 +106,15 @@ class Order(TenantOwned):
     number = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PAID)
     currency = models.CharField(max_length=3)
-    total_amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
-    paid_amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
-    refunded_amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+    total_amount = models.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, default=Decimal("0")
+    )
+    paid_amount = models.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, default=Decimal("0")
+    )
+    refunded_amount = models.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, default=Decimal("0")
+    )
     placed_at = models.DateTimeField()
     shipped_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
@@ -143,7 +150,7 @@ class OrderLine(TenantOwned):
     supplier = models.CharField(max_length=200, blank=True)
     manufacturer = models.CharField(max_length=200, blank=True)
     quantity = models.PositiveIntegerField(default=1)
-    unit_price_amount = models.DecimalField(max_digits=14, decimal_places=2)
+    unit_price_amount = models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES)
 
     class Meta:
         constraints = [

@@ -11,6 +11,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from escalation.selectors import remedy_panel
 from helpdesk.errors import HelpdeskError
 from helpdesk.permissions import acting_agent_for_request
 from tickets import selectors, services
@@ -84,6 +85,7 @@ def ticket_detail(request: HttpRequest, number: int) -> HttpResponse:
             "audit": services.AuditEvent.objects.filter(
                 object_type="ticket", object_id=str(ticket.pk)
             )[:20],
+            "remedy_panel": remedy_panel(acting_agent=acting, ticket=ticket),
         },
     )
 

@@ -27,6 +27,13 @@ REFERENCES = rls.same_tenant_references()
 def build_one_of_everything(tenant) -> dict[str, object]:
     """A row in every tenant-owned table, all pointing at one another (a valid world)."""
     from channels_in.models import ApiChannel, ChannelAccount, Mailbox, RawInbound
+    from escalation.models import (
+        EmpowermentPolicy,
+        PriceDrop,
+        PriceDropCompensation,
+        Remedy,
+        RemedyLimit,
+    )
     from helpdesk.models import WebhookDelivery
     from tickets.models import (
         Attachment,
@@ -83,13 +90,38 @@ def build_one_of_everything(tenant) -> dict[str, object]:
             external_id="e-1",
             occurred_at=timezone.now(),
         )
-        WebhookDelivery.objects.create(
+        delivery = WebhookDelivery.objects.create(
             url="https://shop.example/hook",
             event="message.created",
             body=b"{}",
             channel_account=api,
             message=message,
         )
+        agent = UserFactory()
+        EmpowermentPolicy.objects.create()
+        RemedyLimit.objects.create(user=agent, kind="refund", currency="CNY")
+        remedy = Remedy.objects.create(
+            ticket=ticket,
+            customer=customer,
+            order=order,
+            kind="refund",
+            amount=1,
+            currency="CNY",
+            granted_by=agent,
+            granted_role="agent",
+            delivery=delivery,
+        )
+        price_drop = PriceDrop.objects.create(
+            sku="SKU-1",
+            product_name="Range hood",
+            currency="CNY",
+            old_unit_price_amount=2,
+            new_unit_price_amount=1,
+            protection_days=30,
+            cut_at=timezone.now(),
+            created_by=agent,
+        )
+        PriceDropCompensation.objects.create(price_drop=price_drop, order=order, remedy=remedy)
         RawInbound.objects.create(
             account=account,
             external_id="<1@x>",

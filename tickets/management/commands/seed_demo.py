@@ -14,6 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from channels_in.models import ChannelAccount, Mailbox
+from escalation import policies
+from escalation.models import RemedyKind, RemedyLimit
 from helpdesk import tenancy
 from helpdesk.models import Membership, Role, Tenant
 from helpdesk.permissions import SYSTEM, acting_agent_for
@@ -34,6 +36,39 @@ DEMO_PASSWORD = "helpdesk-demo"
 # The platform operator: a superuser who sees every merchant and the admin.
 OPERATOR_USERNAME = "operator"
 
+R = RemedyKind
+# What each role may give without approval, in the merchant's currency: (role, remedy, most per
+# grant, most share of the order in %, most per person per day, most per customer in the period
+# of 30 days); None is no cap of that sort. For free orders the per-grant cap is the largest
+# order value that may be made free. A remedy or role not listed may give nothing.
+ACME_LIMITS = [
+    (Role.AGENT, R.GIFT, "100", None, "1000", "200"),
+    (Role.AGENT, R.RESHIP, "500", None, "2000", "1000"),
+    (Role.AGENT, R.PRICE_PROTECTION, "200", "30", "1000", "300"),
+    (Role.AGENT, R.REFUND, "300", "50", "2000", "500"),
+    (Role.SUPERVISOR, R.GIFT, "300", None, "3000", "600"),
+    (Role.SUPERVISOR, R.RESHIP, "2000", None, "10000", "4000"),
+    (Role.SUPERVISOR, R.PRICE_PROTECTION, "1000", "50", "5000", "1500"),
+    (Role.SUPERVISOR, R.REFUND, "1000", "100", "10000", "2000"),
+    (Role.SUPERVISOR, R.FREE_ORDER, "200", None, "1000", "400"),
+    (Role.ADMIN, R.GIFT, "500", None, "5000", "1000"),
+    (Role.ADMIN, R.RESHIP, "5000", None, "20000", "10000"),
+    (Role.ADMIN, R.PRICE_PROTECTION, "2000", None, "10000", "3000"),
+    (Role.ADMIN, R.REFUND, "5000", None, "30000", "10000"),
+    (Role.OWNER, R.GIFT, "1000", None, None, None),
+    (Role.OWNER, R.RESHIP, None, None, None, None),
+    (Role.OWNER, R.PRICE_PROTECTION, None, None, None, None),
+    (Role.OWNER, R.REFUND, None, None, None, None),
+]
+GLOBEX_LIMITS = [
+    (Role.AGENT, R.GIFT, "15", None, "150", "30"),
+    (Role.AGENT, R.REFUND, "50", "50", "300", "100"),
+    (Role.SUPERVISOR, R.GIFT, "50", None, "500", "100"),
+    (Role.SUPERVISOR, R.REFUND, "200", "100", "1500", "400"),
+    (Role.SUPERVISOR, R.FREE_ORDER, "40", None, "200", "80"),
+    (Role.OWNER, R.REFUND, None, None, None, None),
+]
+
 MERCHANTS: list[dict[str, Any]] = [
     {
         "slug": "acme",
@@ -51,6 +86,7 @@ MERCHANTS: list[dict[str, Any]] = [
         "groups": ["售前 Pre-sales", "售后 After-sales"],
         # New tickets land here and the merchant's agents are its members.
         "default_group": "售后 After-sales",
+        "limits": ACME_LIMITS,
         "customers": [
             ("李伟", "li.wei@example.cn", "+8613800138000", None),
             ("王芳", "wangfang@example.cn", None, "oWx_demo_openid_wangfang"),
@@ -115,6 +151,7 @@ MERCHANTS: list[dict[str, Any]] = [
         ],
         "groups": ["Support"],
         "default_group": "Support",
+        "limits": GLOBEX_LIMITS,
         "customers": [
             ("James Wilson", "james.wilson@example.com", "+12025550143", None),
             ("刘洋", "liu.yang@example.com", None, None),
@@ -222,6 +259,7 @@ class Command(BaseCommand):
             logins.append((username, tenant.name, role.label))
         with tenancy.activate(tenant):
             self.seed_default_group(spec, agents)
+            self.seed_limits(spec)
             self.seed_tenant_data(tenant, spec, users)
         return logins
 
@@ -234,6 +272,21 @@ class Command(BaseCommand):
             Group.objects.filter(pk=group.pk).update(is_default=True)
         for agent in agents:
             GroupMember.objects.get_or_create(group=group, user=agent)
+
+    def seed_limits(self, spec: dict[str, Any]) -> None:
+        if RemedyLimit.objects.exists():  # the merchant set its own; keep them
+            return
+        for role, kind, per_grant, share, per_day, per_customer in spec["limits"]:
+            policies.set_limit(
+                acting_agent=SYSTEM,
+                kind=kind,
+                currency=spec["currency"],
+                role=role,
+                per_grant_max_amount=per_grant,
+                order_share_max_percent=share,
+                per_agent_day_max_amount=per_day,
+                per_customer_period_max_amount=per_customer,
+            )
 
     def seed_tenant_data(self, tenant: Tenant, spec: dict[str, Any], users: dict) -> None:
         account, _ = ChannelAccount.objects.get_or_create(
