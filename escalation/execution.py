@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from escalation import limits
-from escalation.models import Remedy
+from escalation.models import EmpowermentPolicy, Remedy
 from helpdesk import http, realtime, webhooks
 from helpdesk.errors import BadInput, InvalidTransition, NotFound, PermissionDenied
 from helpdesk.models import WebhookDelivery
@@ -45,6 +45,14 @@ class ExecutionDeferred(Exception):
 
 
 # --- handing a granted remedy over ------------------------------------------------------------
+
+
+def signing_also(policy: EmpowermentPolicy) -> str:
+    """The secret a rotation replaced, while its grace lasts: it signs beside the new one."""
+    valid_until = policy.previous_secret_valid_until
+    if policy.previous_execution_secret and valid_until and valid_until > timezone.now():
+        return policy.previous_execution_secret
+    return ""
 
 
 def hand_over(remedy: Remedy) -> None:
@@ -162,6 +170,7 @@ def execute(
         webhooks.send_signed(
             delivery=delivery,
             secret=found.execution_secret,
+            previous_secret=signing_also(found),
             headers={IDEMPOTENCY_HEADER: str(remedy.idempotency_key)},
         )
     except webhooks.AttemptSuperseded:

@@ -49,6 +49,10 @@ class EmpowermentPolicy(TenantOwned):
     # each remedy waits, marked for manual execution, until someone does it by hand.
     execution_url = models.URLField(max_length=500, blank=True)
     execution_secret = models.CharField(max_length=64, default=new_execution_secret)
+    # After a rotation the old secret signs too (a second signature) until the merchant's order
+    # system has switched: HELPDESK_SECRET_GRACE_HOURS.
+    previous_execution_secret = models.CharField(max_length=64, blank=True)
+    previous_secret_valid_until = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

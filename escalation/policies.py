@@ -9,10 +9,13 @@ at the same moment cannot both create the same limit.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from escalation import limits
@@ -108,6 +111,10 @@ def update_policy(
             changes["execution_url"] = (policy.execution_url, url)
             policy.execution_url = url
         if rotate_execution_secret:
+            policy.previous_execution_secret = policy.execution_secret
+            policy.previous_secret_valid_until = timezone.now() + timedelta(
+                hours=settings.HELPDESK_SECRET_GRACE_HOURS
+            )
             policy.execution_secret = new_execution_secret()
         if not changes and not rotate_execution_secret:
             return policy

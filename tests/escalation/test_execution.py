@@ -26,6 +26,8 @@ from helpdesk import tenancy
 from helpdesk.errors import InvalidTransition, NotFound, PermissionDenied
 from helpdesk.models import Role, WebhookDelivery
 from helpdesk.permissions import SYSTEM
+from tests.channels_in.conftest import real_worker  # noqa: F401
+from tests.channels_in.polling import wait_for
 from tests.conftest import _member, acting
 from tests.factories import CustomerFactory, OrderFactory
 from tickets.audit import AuditKind
@@ -446,3 +448,60 @@ def test_another_merchants_remedy_cannot_be_touched(
     assert order_system.seen == []
     assert audit_rows(tenant_acme, AuditKind.REMEDY_EXECUTED_BY_HAND) == []
     assert audit_rows(tenant_globex, AuditKind.REMEDY_EXECUTED_BY_HAND) == []
+
+
+# --- on the production broker ------------------------------------------------------------------
+
+
+def test_a_real_worker_on_redis_retries_a_timed_out_execution_and_executes_it_once(
+    tenant_acme,
+    agent_li,
+    acme_ticket,
+    agents_refund_limit,
+    execution_policy,
+    order_system,
+    real_worker,  # noqa: F811
+    settings,
+):
+    """What production does: the grant queues the task on Redis after commit, a Celery worker
+    tries, the order system answers too late, the worker retries after its backoff, and the
+    remedy ends executed once."""
+    settings.HELPDESK_WEBHOOK_TIMEOUT_SECONDS = 1
+    settings.HELPDESK_WEBHOOK_RETRY_SECONDS = 1  # the first retry waits 1 s, not 30
+    order_system.answers = [Answer(200, delay=2.5)]
+    remedy = grant_refund(agent_li, acme_ticket)
+
+    wait_for(lambda: fresh(remedy).execution == Execution.EXECUTED, seconds=30)
+    first, second = order_system.seen
+    assert first.key == second.key == str(remedy.idempotency_key)
+    assert first.body == second.body
+    assert len(audit_rows(tenant_acme, AuditKind.REMEDY_EXECUTED)) == 1
+    time.sleep(1.5)  # a stray duplicate task would have sent by now
+    assert len(order_system.seen) == 2
+
+
+def test_after_a_rotation_each_post_is_signed_with_the_new_and_the_old_secret(
+    tenant_acme,
+    agent_li,
+    admin_zhao,
+    acme_ticket,
+    agents_refund_limit,
+    execution_policy,
+    order_system,
+):
+    from escalation import policies
+
+    old = execution_policy.execution_secret
+    with tenancy.activate(tenant_acme):
+        new = policies.update_policy(
+            acting_agent=acting(admin_zhao), rotate_execution_secret=True
+        ).execution_secret
+    assert new != old
+    remedy = grant_refund(agent_li, acme_ticket)
+    assert remedy.execution == Execution.EXECUTED
+    (post,) = order_system.seen
+    timestamp = post.headers["X-Helpdesk-Timestamp"]
+    offered = [value.strip() for value in post.headers["X-Helpdesk-Signature"].split(",")]
+    for secret in (new, old):  # an order system on either secret accepts the post
+        digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + post.body, hashlib.sha256)
+        assert f"sha256={digest.hexdigest()}" in offered
