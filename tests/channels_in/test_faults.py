@@ -119,6 +119,16 @@ class Stack:
         )
         wait_for(lambda: port_open(self.redis_port), 10, "redis to listen")
 
+    def broker_idle(self) -> bool:
+        """No task is held unacknowledged by a worker (kombu keeps them in the "unacked" hash)."""
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.redis_port, db=0)
+        try:
+            return client.hlen("unacked") == 0
+        finally:
+            client.close()
+
     def stop_redis(self) -> None:
         assert self.redis is not None
         self.redis.terminate()
@@ -288,6 +298,11 @@ def test_mail_posted_while_the_broker_is_down_is_filed_once_it_is_back(stack, ac
     warm_up = mail(0)
     assert stack.post(acme_email, warm_up)[0] == 202
     wait_for(lambda: states(tenant).get("processed", 0) == 1, 60, "the first mail filed")
+    # The outage starts once the worker has acknowledged that task: kombu's Redis transport
+    # crashes a worker that loses the broker while restoring a message in flight (celery/kombu
+    # #970, #582; in production the service restarts, see docker-compose.yml). That is not the
+    # outage this test is about.
+    wait_for(stack.broker_idle, 30, "the worker to acknowledge the first task")
 
     stack.stop_redis()
     during = [mail(i) for i in range(1, 11)]
