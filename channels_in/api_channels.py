@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 
 from channels_in.models import ApiChannel, ChannelAccount
 from helpdesk import http
-from helpdesk.errors import BadInput, EgressRefused
+from helpdesk.errors import BadInput
 from helpdesk.permissions import ActingAgent, Capability, require
 from tickets import audit
 from tickets.audit import AuditKind
@@ -41,22 +41,13 @@ def checked_callback_url(url: str) -> str:
     """The callback URL as saved, or ``BadInput``/``EgressRefused`` (``field="callback_url"``)
     saying why the platform will not post there: not http or https, a user name in it, or a
     host that is not a public address on the scheme's usual port. Empty: no replies."""
-    url = (url or "").strip()
-    if not url:
-        return ""
-    if len(url) > MAX_CALLBACK_URL_CHARS:
-        raise BadInput(
-            _("The callback URL has at most %(limit)s characters")
-            % {"limit": MAX_CALLBACK_URL_CHARS},
-            field="callback_url",
-        )
-    try:
-        http.check_url(url)
-    except EgressRefused as refused:
-        raise EgressRefused(refused.message, field="callback_url") from refused
-    except BadInput as refused:
-        raise BadInput(refused.message, field="callback_url") from refused
-    return url
+    return http.checked_merchant_url(
+        url,
+        field="callback_url",
+        max_chars=MAX_CALLBACK_URL_CHARS,
+        too_long=_("The callback URL has at most %(limit)s characters")
+        % {"limit": MAX_CALLBACK_URL_CHARS},
+    )
 
 
 def create_api_channel(

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from escalation import limits
 from escalation.models import EmpowermentPolicy, RemedyKind, RemedyLimit, new_execution_secret
 from helpdesk import http
-from helpdesk.errors import BadInput, EgressRefused
+from helpdesk.errors import BadInput
 from helpdesk.models import Membership, Role
 from helpdesk.money import checked_amount, checked_currency, rounded
 from helpdesk.permissions import Actor, Capability, require
@@ -64,22 +64,13 @@ def checked_execution_url(url: str) -> str:
     """The execution URL as saved, or BadInput/EgressRefused (``field="execution_url"``) saying
     why the platform will not post there: not http or https, a user name in it, or a host that
     is not a public address on the scheme's usual port. Empty: remedies are executed by hand."""
-    url = (url or "").strip()
-    if not url:
-        return ""
-    if len(url) > MAX_EXECUTION_URL_CHARS:
-        raise BadInput(
-            _("The execution URL has at most %(limit)s characters")
-            % {"limit": MAX_EXECUTION_URL_CHARS},
-            field="execution_url",
-        )
-    try:
-        http.check_url(url)
-    except EgressRefused as refused:
-        raise EgressRefused(refused.message, field="execution_url") from refused
-    except BadInput as refused:
-        raise BadInput(refused.message, field="execution_url") from refused
-    return url
+    return http.checked_merchant_url(
+        url,
+        field="execution_url",
+        max_chars=MAX_EXECUTION_URL_CHARS,
+        too_long=_("The execution URL has at most %(limit)s characters")
+        % {"limit": MAX_EXECUTION_URL_CHARS},
+    )
 
 
 def _locked_policy() -> EmpowermentPolicy:

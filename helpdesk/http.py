@@ -35,7 +35,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError, ReadTimeoutError, SSLError
 
 from helpdesk import egress
-from helpdesk.errors import BadInput
+from helpdesk.errors import BadInput, EgressRefused
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,23 @@ class _Destination:
     def authority(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port == DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
+
+
+def checked_merchant_url(url: str, *, field: str, max_chars: int, too_long: str) -> str:
+    """A URL a merchant saves for the platform to post to, trimmed; "" when empty. Refused with
+    ``too_long`` past ``max_chars``, else as ``check_url`` refuses it, naming ``field``."""
+    url = (url or "").strip()
+    if not url:
+        return ""
+    if len(url) > max_chars:
+        raise BadInput(too_long, field=field)
+    try:
+        check_url(url)
+    except EgressRefused as refused:
+        raise EgressRefused(refused.message, field=field) from refused
+    except BadInput as refused:
+        raise BadInput(refused.message, field=field) from refused
+    return url
 
 
 def check_url(url: str) -> None:
