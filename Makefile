@@ -22,7 +22,7 @@ TEST_ENV := DJANGO_SECRET_KEY=test-secret-key DJANGO_DEBUG=false DJANGO_SECURE_C
 
 DEV_ENV := DJANGO_DEBUG=true
 
-.PHONY: run test lint format install lock db-role bench clean
+.PHONY: run test lint format install lock db-role bench bench-routing clean
 
 # Installs the exact versions of requirements-dev.lock (the tested combination), then the
 # project itself without resolving anything again.
@@ -67,6 +67,10 @@ test: $(STAMP) lint db-role
 bench: $(STAMP) db-role
 	$(TEST_ENV) $(BIN)/python manage.py migrate --noinput -v0
 	$(TEST_ENV) REDIS_URL=redis://127.0.0.1:6379/14 $(BIN)/python bench/ingest.py $(BENCH_ARGS)
+
+bench-routing: $(STAMP) db-role
+	$(TEST_ENV) $(BIN)/python manage.py migrate --noinput -v0
+	$(TEST_ENV) REDIS_URL=redis://127.0.0.1:6379/14 $(BIN)/python bench/routing.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles

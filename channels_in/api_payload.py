@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from channels_in.base import AdapterError
 from helpdesk.errors import BadInput
-from tickets.models import CustomerEvent, IdentityKind
+from tickets.models import CustomerEvent, IdentityKind, Ticket
 from tickets.services import normalise_identity
 
 MAX_ATTACHMENTS = 20
@@ -35,6 +35,9 @@ MAX_HTML_CHARS = 1_000_000
 MAX_FILENAME_CHARS = 255
 MAX_URL_CHARS = 2000
 MAX_ORDER_NUMBER_CHARS = 64
+MAX_CATEGORY_CHARS = 100
+_LOCALE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{2,8})*")
+_PERSONA = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _CONTENT_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*")
 
 
@@ -54,6 +57,9 @@ class ApiCustomer:
     name: str = ""
     email: str = ""
     phone: str = ""
+    locale: str = ""
+    vip: bool | None = None  # None: the merchant's system did not say
+    persona: str = ""  # the persona group the customer chose, by its slug
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,8 @@ class ApiMessage:
     subject: str = ""
     sent_at: datetime | None = None
     order_number: str = ""
+    category: str = ""
+    priority: str = ""
     attachments: list[ApiAttachment] = field(default_factory=list)
 
 
@@ -139,11 +147,23 @@ def _customer(raw: dict[str, Any], phone_region: str) -> ApiCustomer:
             normalise_identity(kind=IdentityKind.PHONE, value=phone, region=phone_region)
         except BadInput:
             raise _refused("customer.phone", _("is not a phone number")) from None
+    locale = _string(raw, "locale", "customer.locale", limit=16).lower().replace("_", "-")
+    if locale and not _LOCALE.fullmatch(locale):
+        raise _refused("customer.locale", _('must be a language code such as "zh-hans" or "en"'))
+    vip = raw.get("vip")
+    if vip is not None and not isinstance(vip, bool):
+        raise _refused("customer.vip", _("must be true or false"))
+    persona = _string(raw, "persona", "customer.persona", limit=40).lower()
+    if persona and not _PERSONA.fullmatch(persona):
+        raise _refused("customer.persona", _("must be a persona's short name, such as friendly"))
     return ApiCustomer(
         id=_string(raw, "id", "customer.id", limit=MAX_ID_CHARS, required=True),
         name=_string(raw, "name", "customer.name", limit=MAX_NAME_CHARS),
         email=email,
         phone=phone,
+        locale=locale,
+        vip=vip,
+        persona=persona,
     )
 
 
@@ -175,8 +195,20 @@ def _message(raw: dict[str, Any]) -> ApiMessage:
         order_number=_string(
             raw, "order_number", "message.order_number", limit=MAX_ORDER_NUMBER_CHARS
         ),
+        category=_string(raw, "category", "message.category", limit=MAX_CATEGORY_CHARS),
+        priority=_priority(raw),
         attachments=attachments,
     )
+
+
+def _priority(raw: dict[str, Any]) -> str:
+    priority = _string(raw, "priority", "message.priority", limit=16).lower()
+    if priority and priority not in Ticket.Priority.values:
+        raise _refused(
+            "message.priority",
+            _("must be one of %(values)s") % {"values": ", ".join(Ticket.Priority.values)},
+        )
+    return priority
 
 
 def _attachment(raw: Any, index: int) -> ApiAttachment:

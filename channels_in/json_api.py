@@ -170,6 +170,11 @@ class JsonApiAdapter(Adapter):
                 sent_at=message.sent_at,
                 attachments=self.attachments(message.attachments),
                 metadata={"api_message_id": message.id},
+                category=message.category,
+                priority=message.priority,
+                customer_locale=customer.locale,
+                customer_vip=customer.vip,
+                persona=customer.persona,
             )
         ]
 

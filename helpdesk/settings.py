@@ -189,7 +189,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "channels_in.tasks.requeue_stale_inbound",
         "schedule": env_int("HELPDESK_INBOUND_SWEEP_SECONDS", 30),
     },
+    # Presence timeouts, queued work, missed service-level targets (tickets/tasks.py).
+    "sweep-routing": {
+        "task": "tickets.tasks.sweep_routing",
+        "schedule": env_int("HELPDESK_ROUTING_SWEEP_SECONDS", 15),
+    },
 }
+# An agent whose browser stops sending heartbeats is away after this long, offline after that.
+HELPDESK_PRESENCE_AWAY_SECONDS = env_int("HELPDESK_PRESENCE_AWAY_SECONDS", 60)
+HELPDESK_PRESENCE_OFFLINE_SECONDS = env_int("HELPDESK_PRESENCE_OFFLINE_SECONDS", 300)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -8,6 +8,7 @@ from django.urls import path
 from channels_in import views_settings as channel_views
 from escalation import settings_views as empowerment_views
 from helpdesk import views_settings
+from tickets import service_level_views
 from tickets import views_settings as group_views
 
 app_name = "settings"
@@ -40,10 +41,24 @@ urlpatterns = [
         group_views.group_member_remove,
         name="group_member_remove",
     ),
+    path(
+        "groups/<int:pk>/members/<int:user_id>/capacity/",
+        group_views.group_member_capacity,
+        name="group_member_capacity",
+    ),
+    path("groups/<int:pk>/routing/", group_views.group_routing, name="group_routing"),
+    path("groups/<int:pk>/hours/", group_views.group_hours, name="group_hours"),
+    path("groups/<int:pk>/holidays/", group_views.group_holiday_add, name="group_holiday_add"),
+    path(
+        "groups/<int:pk>/holidays/<int:holiday_id>/remove/",
+        group_views.group_holiday_remove,
+        name="group_holiday_remove",
+    ),
     path("members/", views_settings.member_list, name="members"),
     path("members/<int:pk>/role/", views_settings.member_role, name="member_role"),
     path("members/<int:pk>/remove/", views_settings.member_remove, name="member_remove"),
     path("audit/", views_settings.audit_log, name="audit"),
+    path("service-levels/", service_level_views.service_level_settings, name="service_levels"),
     path("empowerment/", empowerment_views.empowerment, name="empowerment"),
     path("empowerment/policy/", empowerment_views.empowerment_policy, name="empowerment_policy"),
     path(

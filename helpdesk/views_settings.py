@@ -27,6 +27,7 @@ from tickets.views import tenant_required
 SECTIONS = [
     ("settings:channels", gettext_lazy("Channels"), Capability.MANAGE_CHANNELS),
     ("settings:groups", gettext_lazy("Groups"), Capability.MANAGE_GROUPS),
+    ("settings:service_levels", gettext_lazy("Service levels"), Capability.MANAGE_GROUPS),
     ("settings:members", gettext_lazy("Members"), Capability.MANAGE_MEMBERS),
     ("settings:empowerment", gettext_lazy("Remedy limits"), Capability.MANAGE_EMPOWERMENT),
     ("webhooks", gettext_lazy("Webhook deliveries"), Capability.MANAGE_CHANNELS),

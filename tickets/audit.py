@@ -27,7 +27,15 @@ from django.utils.translation import gettext_lazy as _
 from helpdesk.models import ApiKey, Membership, Role
 from helpdesk.permissions import ActingAgent, SystemActor
 from helpdesk.tenancy import require_tenant
-from tickets.models import AuditEvent, Customer, Group, Message, Ticket
+from tickets.models import (
+    AgentPresence,
+    AuditEvent,
+    Customer,
+    Group,
+    Message,
+    RoutingStrategy,
+    Ticket,
+)
 
 DETAILS_KEY = "details"
 
@@ -41,6 +49,11 @@ class AuditKind(models.TextChoices):
     TICKET_TAGGED = "ticket.tagged", _("Ticket tagged")
     TICKET_ORDER_LINKED = "ticket.order_linked", _("Order linked to a ticket")
     TICKET_ROUTED = "ticket.routed", _("Ticket routed to a group")
+    TICKET_AUTO_ASSIGNED = "ticket.auto_assigned", _("Ticket assigned by routing")
+    TICKET_RETURNED_TO_QUEUE = "ticket.returned_to_queue", _("Ticket returned to the queue")
+    TICKET_PRIORITY_CHANGED = "ticket.priority_changed", _("Ticket priority changed")
+    TICKET_TARGET_MISSED = "ticket.target_missed", _("Service-level target missed")
+    AGENT_PRESENCE_CHANGED = "agent.presence_changed", _("Agent presence changed")
     REMEDY_GRANTED = "remedy.granted", _("Remedy granted")
     REMEDY_EXECUTED = "remedy.executed", _("Remedy executed")
     REMEDY_EXECUTION_FAILED = "remedy.execution_failed", _("Remedy execution failed")
@@ -79,6 +92,15 @@ class AuditKind(models.TextChoices):
     GROUP_DEFAULT_SET = "group.default_set", _("Default group changed")
     GROUP_MEMBER_ADDED = "group.member_added", _("Group member added")
     GROUP_MEMBER_REMOVED = "group.member_removed", _("Group member removed")
+    GROUP_ROUTING_CHANGED = "group.routing_changed", _("Group routing changed")
+    GROUP_HOURS_CHANGED = "group.hours_changed", _("Group business hours changed")
+    GROUP_HOLIDAY_ADDED = "group.holiday_added", _("Group holiday added")
+    GROUP_HOLIDAY_REMOVED = "group.holiday_removed", _("Group holiday removed")
+    GROUP_MEMBER_CAPACITY_CHANGED = (
+        "group.member_capacity_changed",
+        _("Group member capacity changed"),
+    )
+    SERVICE_TARGET_SET = "service_target.set", _("Service-level target set")
     MEMBER_ROLE_CHANGED = "member.role_changed", _("Member role changed")
     MEMBER_REMOVED = "member.removed", _("Member removed from the merchant")
     API_KEY_CREATED = "api_key.created", _("API key created")
@@ -254,6 +276,38 @@ FIELD_LABELS: dict[str, Any] = {
     "operator": _("Operator"),
     "imap": "IMAP",
     "smtp": "SMTP",
+    "rule": _("Rule"),
+    "reason": _("Reason"),
+    "strategy": _("Assignment"),
+    "sticky": _("Returning customers keep their agent"),
+    "languages": _("Languages"),
+    "channels": _("Channels"),
+    "categories": _("Product categories"),
+    "persona": _("Persona"),
+    "always_open": _("Open around the clock"),
+    "weekly_hours": _("Weekly hours"),
+    "out_of_hours_reply": _("Out-of-hours reply"),
+    "persona_description": _("Persona description"),
+    "date": _("Date"),
+    "chat_capacity": _("Live conversations at once"),
+    "ticket_capacity": _("Open tickets at once"),
+    "priority": _("Priority"),
+    "first_response_minutes": _("First response (business minutes)"),
+    "resolution_minutes": _("Resolution (business minutes)"),
+    "target": _("Target"),
+    "due_at": _("Due"),
+    "presence": _("Presence"),
+    "waited_seconds": _("Waited"),
+}
+
+# How routing chose (``rule`` in a routing event's details), in the reader's words.
+RULE_WORDS: dict[str, Any] = {
+    "least_loaded": _("least loaded"),
+    "round_robin": _("round robin"),
+    "sticky": _("the customer's last agent"),
+    "persona chosen by the customer": _("the persona the customer chose"),
+    "skills": _("skills"),
+    "default group": _("default group"),
 }
 
 
@@ -287,11 +341,39 @@ def value_words(field: str, value: Any, people: Mapping[int, str] | None = None)
         return _choice_label(Ticket.Status, value)
     if field == "role":
         return _choice_label(Role, value)
+    if field == "priority":
+        return _choice_label(Ticket.Priority, value)
+    if field == "presence":
+        return _choice_label(AgentPresence.Status, value)
+    if field == "strategy":
+        return _choice_label(RoutingStrategy, value)
+    if field == "rule" and isinstance(value, str):
+        return str(RULE_WORDS.get(value, value))
+    if field == "waited_seconds" and isinstance(value, int):
+        from datetime import timedelta
+
+        from tickets.service_levels import duration_words
+
+        return duration_words(timedelta(seconds=value))
+    if field == "weekly_hours" and isinstance(value, list):
+        return weekly_hours_words(value)
     if field in PERSON_FIELDS and isinstance(value, int) and people:
         return people.get(value, str(value))
     if field == "max_attachment_bytes" and isinstance(value, int):
         return str(filesizeformat(value))
     return str(value)
+
+
+WEEKDAYS = [_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun")]
+
+
+def weekly_hours_words(week: list[Any]) -> str:
+    """A week of opening hours as "Mon 09:00–18:00; …; Sun closed"."""
+    days = []
+    for name, openings in zip(WEEKDAYS, week, strict=False):
+        spans = ", ".join(f"{start}–{end}" for start, end in openings or [])
+        days.append(f"{name} {spans or _('closed')}")
+    return "; ".join(days)
 
 
 @dataclass(frozen=True)
@@ -395,6 +477,8 @@ OBJECT_LABELS: dict[str, Any] = {
     "remedylimit": _("Remedy limit"),
     "empowermentpolicy": _("Empowerment policy"),
     "pricedrop": _("Price cut"),
+    "agentpresence": _("Agent presence"),
+    "servicetarget": _("Service-level target"),
 }
 
 
@@ -436,6 +520,15 @@ def _names_of(object_type: str, ids: list[int]) -> dict[int, tuple[str, str]]:
         }
     if object_type == "tenant":
         return {tenant.pk: (tenant.name, "")} if tenant.pk in ids else {}
+    if object_type == "agentpresence":
+        rows = AgentPresence.objects.filter(pk__in=ids)
+        return {pk: (name, "") for pk, name in rows.values_list("pk", "user__username")}
+    if object_type == "servicetarget":
+        rows = apps.get_model("tickets", "ServiceTarget").objects.filter(pk__in=ids)
+        return {
+            pk: (_choice_label(Ticket.Priority, priority), reverse("settings:service_levels"))
+            for pk, priority in rows.values_list("pk", "priority")
+        }
     return {}
 
 

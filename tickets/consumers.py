@@ -1,38 +1,54 @@
-"""Agents' browsers subscribe here to their tenant's events (new tickets, new messages)."""
+"""Agents' browsers subscribe here to their tenant's events (new tickets, new messages, who is
+online), and send heartbeats that keep their presence live (tickets/presence.py)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 
 from helpdesk import permissions, realtime, tenancy
 from helpdesk.errors import PermissionDenied
 from helpdesk.models import Tenant
+from tickets import presence
 from tickets.models import GroupMember
+
+logger = logging.getLogger(__name__)
 
 # How long a socket may go on trusting the membership it was opened with.
 MEMBERSHIP_RECHECK_SECONDS = 60
+# Pages send a heartbeat every 20 s; a socket writes at most one per this many seconds, however
+# often (or however many times over) its page sends them.
+HEARTBEAT_MIN_SECONDS = 10
 
 
 @dataclass(frozen=True)
 class Reach:
-    """Which tickets' events a socket passes on: the same rule as the pages
-    (helpdesk.permissions.can_work_ticket), held in memory between membership rechecks."""
+    """Which events a socket passes on: tickets by the same rule as the pages
+    (helpdesk.permissions.can_work_ticket), agents' presence to supervisors and to the agent
+    themselves; held in memory between membership rechecks."""
 
     user_id: int
     every_group: bool
     group_ids: frozenset[int]
+    sees_presence: bool = False
 
     def allows(self, reach: dict[str, Any] | None) -> bool:
         if reach is None or self.every_group:
             return True
         group = reach.get("group")
         return group is None or group in self.group_ids or reach.get("assignee") == self.user_id
+
+    def hears(self, message: dict[str, Any]) -> bool:
+        if message.get("event") == presence.PRESENCE_EVENT:
+            return self.sees_presence or message["payload"].get("user") == self.user_id
+        return self.allows(message.get("reach"))
 
 
 @database_sync_to_async
@@ -58,6 +74,7 @@ def tenant_of_socket(scope: dict[str, Any]) -> tuple[Tenant, Reach] | None:
                 user_id=user.pk,
                 every_group=permissions.works_every_group(acting),
                 group_ids=group_ids,
+                sees_presence=acting.can(permissions.Capability.SUPERVISE),
             )
     except PermissionDenied:
         return None
@@ -65,39 +82,129 @@ def tenant_of_socket(scope: dict[str, Any]) -> tuple[Tenant, Reach] | None:
         connections.close_all()
 
 
+# What ``heartbeat_of_socket`` answers when the database could not be reached this time.
+UNKNOWN = ""
+
+
+@database_sync_to_async
+def heartbeat_of_socket(tenant: Tenant, user: Any) -> str | None:
+    """Record the socket's agent as present in ``tenant``; their status now, None when they take
+    no work there (a platform operator on support access), or ``UNKNOWN``. The database
+    connection is closed after, as in ``tenant_of_socket``."""
+    try:
+        with tenancy.activate(tenant):
+            return presence.record_heartbeat(user=user).status
+    except PermissionDenied:
+        return None
+    except DatabaseError:
+        # A database blip must not close every agent's socket; the next heartbeat tries again.
+        logger.warning("heartbeat of user %s not recorded", user.pk, exc_info=True)
+        return UNKNOWN
+    finally:
+        connections.close_all()
+
+
 class AgentEventsConsumer(AsyncJsonWebsocketConsumer):
     group_name = ""
+    tenant: Tenant | None = None
     tenant_id: int | None = None
     reach: Reach | None = None
     verified_at = 0.0
+    # Presence: whether this socket's person takes work here, when a heartbeat was last
+    # written, their status as last read and as this socket last told its page.
+    takes_work = True
+    heartbeat_at: float | None = None
+    status = UNKNOWN
+    told_status = UNKNOWN
 
     async def connect(self) -> None:
         found = await tenant_of_socket(self.scope)
         if found is None:
             await self.close(code=4403)
             return
-        tenant, self.reach = found
-        self.tenant_id = tenant.pk
+        self.tenant, self.reach = found
+        self.tenant_id = self.tenant.pk
         self.verified_at = time.monotonic()
-        self.group_name = realtime.agents_group(tenant.pk)
+        # Opening the page is a heartbeat. It is written before the socket joins the group: the
+        # page learns its own status in answer to its first heartbeat, not as a pushed event.
+        await self.record_heartbeat()
+        self.group_name = realtime.agents_group(self.tenant.pk)
         await self.channel_layer.group_add(self.group_name, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        # Presence stays: a reloaded page reconnects at once, and the sweep notices an agent
+        # whose pages all went quiet (tickets.presence.sweep_presence).
         if self.group_name:
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
 
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        # Whatever a page sends that is not a heartbeat is ignored: never a reason to crash.
+        if not text_data:
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "heartbeat":
+            await self.heartbeat()
+
+    async def heartbeat(self) -> None:
+        """The page is open: record it (at most once per ``HEARTBEAT_MIN_SECONDS``) and tell
+        the page its presence when it changed since the page was last told."""
+        if not self.group_name or not await self.still_member():
+            return
+        now = time.monotonic()
+        if self.heartbeat_at is None or now - self.heartbeat_at >= HEARTBEAT_MIN_SECONDS:
+            await self.record_heartbeat()
+        if self.status and self.status != self.told_status and self.reach is not None:
+            self.told_status = self.status
+            await self.send_json(
+                {
+                    "event": presence.PRESENCE_EVENT,
+                    "payload": {"user": self.reach.user_id, "status": self.status},
+                }
+            )
+
+    async def record_heartbeat(self) -> None:
+        if not self.takes_work or self.tenant is None:
+            return
+        self.heartbeat_at = time.monotonic()
+        status = await heartbeat_of_socket(self.tenant, self.scope["user"])
+        if status is None:
+            self.takes_work = False
+        elif status:
+            self.status = status
+
+    async def still_member(self) -> bool:
+        """Recheck the membership the socket was opened with once it is old; a person who left
+        the merchant (or switched to another) is disconnected."""
+        if time.monotonic() - self.verified_at <= MEMBERSHIP_RECHECK_SECONDS:
+            return True
+        found = await tenant_of_socket(self.scope)
+        if found is None or found[0].pk != self.tenant_id:
+            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+            self.group_name = ""
+            await self.close(code=4403)
+            return False
+        self.reach = found[1]
+        self.verified_at = time.monotonic()
+        return True
+
     async def helpdesk_event(self, message: dict[str, Any]) -> None:
-        if time.monotonic() - self.verified_at > MEMBERSHIP_RECHECK_SECONDS:
-            # The agent may have left the merchant (or switched to another) since connecting.
-            found = await tenant_of_socket(self.scope)
-            if found is None or found[0].pk != self.tenant_id:
-                await self.channel_layer.group_discard(self.group_name, self.channel_name)
-                self.group_name = ""
-                await self.close(code=4403)
-                return
-            self.reach = found[1]
-            self.verified_at = time.monotonic()
-        if self.reach is None or not self.reach.allows(message.get("reach")):
+        if not await self.still_member():
+            return
+        if self.reach is None or not self.reach.hears(message):
             return  # a ticket this agent may not work: not even its number and subject
+        if message["event"] == presence.PRESENCE_EVENT and (
+            message["payload"].get("user") == self.reach.user_id
+        ):
+            if message["payload"].get("status") == self.told_status:
+                return  # the page heard it already, in answer to its heartbeat
+            self.status = self.told_status = message["payload"]["status"]
         await self.send_json({"event": message["event"], "payload": message["payload"]})

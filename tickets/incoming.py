@@ -64,6 +64,14 @@ class InboundMessage:
     automated_reason: str = ""
     recipients: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Routing hints a channel may state (the JSON API does): the product category, the ticket's
+    # priority, and what the merchant's system knows of the customer: their language, whether
+    # they are a VIP (None: not said), the persona group they chose (its slug).
+    category: str = ""
+    priority: str = ""
+    customer_locale: str = ""
+    customer_vip: bool | None = None
+    persona: str = ""
 
     @property
     def identities(self) -> list[Identity]:

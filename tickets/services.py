@@ -29,8 +29,7 @@ from helpdesk.permissions import (
     require_ticket_in_reach,
 )
 from helpdesk.tenancy import require_tenant
-from tickets import audit
-from tickets.assignment import group_for_new_ticket
+from tickets import assignment, audit
 from tickets.audit import AuditKind
 from tickets.incoming import Identity, InboundEvent, InboundMessage
 from tickets.models import (
@@ -224,16 +223,22 @@ def draft_ticket(
     priority: str = Ticket.Priority.NORMAL,
     reason_code: str = "",
     group: Group | None = None,
+    language: str = "",
+    category: str = "",
     last_customer_message_at: datetime | None = None,
 ) -> Ticket:
-    """A new ticket without its number yet. The caller must call ``number_ticket`` as the last
-    write of the same transaction: the merchant's counter stays locked from then until commit.
+    """A new ticket without its number yet, waiting in its group's queue with its service-level
+    clocks running. The caller must call ``number_ticket`` as the last write of the same
+    transaction: the merchant's counter stays locked from then until commit.
 
-    ``group`` and ``last_customer_message_at`` are written with the row, sparing an UPDATE each.
+    Routing and clocks are written with the row, sparing an UPDATE each.
     """
+    from tickets import service_levels
+
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("draft_ticket() must run inside the transaction that numbers it")
-    return Ticket.objects.create(
+    now = timezone.now()
+    ticket = Ticket(
         number=None,
         subject=(subject or "").strip()[:255] or "(no subject)",
         channel=channel,
@@ -242,13 +247,22 @@ def draft_ticket(
         priority=priority,
         reason_code=reason_code,
         group=group,
+        language=language[:16],
+        category=category[:100],
         last_customer_message_at=last_customer_message_at,
+        queued_at=now,
     )
+    service_levels.start_clocks(ticket)
+    ticket.save(force_insert=True)
+    return ticket
 
 
-def number_ticket(*, acting_agent: Actor, ticket: Ticket) -> Ticket:
+def number_ticket(
+    *, acting_agent: Actor, ticket: Ticket, routed_by: str = "default group"
+) -> Ticket:
     """Give a drafted ticket the merchant's next number: gapless and unique, because the counter
-    row stays locked until the transaction ends and a rollback gives the number back."""
+    row stays locked until the transaction ends and a rollback gives the number back.
+    ``routed_by`` names the routing rule that chose its group, for the audit log."""
     require(acting_agent, Capability.WORK_TICKETS)
     tenant = require_tenant()
     with connection.cursor() as cursor:
@@ -293,7 +307,7 @@ def number_ticket(*, acting_agent: Actor, ticket: Ticket) -> Ticket:
                 kind=AuditKind.TICKET_ROUTED,
                 obj=ticket,
                 changes={"group": (None, ticket.group.name)},
-                details={"rule": "default group"},
+                details={"rule": routed_by},
             )
         )
     audit.record_all(events)
@@ -361,7 +375,13 @@ def change_ticket_status(*, acting_agent: Actor, ticket: Ticket, status: str) ->
             ticket.reopened_count += 1
             ticket.solved_at = ticket.closed_at = None
             fields += ["reopened_count", "solved_at", "closed_at"]
+        fields += assignment.queue_fields(ticket, now=now)
         ticket.save(update_fields=fields)
+        active = assignment.ACTIVE_STATUSES
+        routing_after_change(
+            ticket,
+            freed_room=ticket.assignee_id is not None and old in active and status not in active,
+        )
         audit.record(
             actor=acting_agent,
             kind=AuditKind.TICKET_STATUS_CHANGED,
@@ -375,6 +395,51 @@ def change_ticket_status(*, acting_agent: Actor, ticket: Ticket, status: str) ->
             ticket=ticket,
         )
     return ticket
+
+
+def change_ticket_priority(*, acting_agent: Actor, ticket: Ticket, priority: str) -> Ticket:
+    """Set a ticket's priority; its service-level clocks restart under that priority's targets
+    (those already met or missed stay as they are), and the queue orders it anew."""
+    from tickets import service_levels
+
+    require_ticket_in_reach(acting_agent, ticket)
+    if priority not in Ticket.Priority.values:
+        raise BadInput(
+            _("Unknown priority %(priority)s") % {"priority": priority}, field="priority"
+        )
+    with transaction.atomic():
+        ticket.refresh_from_db(from_queryset=Ticket.objects.select_for_update())
+        old = ticket.priority
+        if old == priority:
+            return ticket
+        ticket.priority = priority
+        ticket.save(update_fields=["priority", "updated_at"])
+        service_levels.restart_clocks(ticket=ticket)
+        audit.record(
+            actor=acting_agent,
+            kind=AuditKind.TICKET_PRIORITY_CHANGED,
+            obj=ticket,
+            changes={"priority": (old, priority)},
+        )
+        realtime.publish_after_commit(
+            ticket.tenant_id,
+            "ticket.updated",
+            {"ticket": ticket.number, "priority": priority},
+            ticket=ticket,
+        )
+    return ticket
+
+
+def routing_after_change(ticket: Ticket, *, freed_room: bool) -> None:
+    """After commit: a ticket that waits again is offered to an agent, and when its agent may
+    have gained room (it left their open work) the queues are handed out."""
+    from tickets import tasks
+
+    tenant_id = require_tenant().pk
+    if assignment.is_waiting(ticket) and ticket.group_id is not None:
+        tasks.offer_ticket.delay_on_commit(tenant_id, ticket.pk)
+    if freed_room:
+        tasks.hand_out_queued.delay_on_commit(tenant_id, None)
 
 
 def _takes_it_themselves(acting_agent: Actor, ticket: Ticket, assignee: Any) -> bool:
@@ -403,7 +468,15 @@ def assign_ticket(*, acting_agent: Actor, ticket: Ticket, assignee: Any) -> Tick
         if not _takes_it_themselves(acting_agent, ticket, assignee):
             require(acting_agent, Capability.REASSIGN)
         ticket.assignee = assignee
-        ticket.save(update_fields=["assignee", "updated_at"])
+        fields = ["assignee", "updated_at"]
+        if assignee is not None:
+            ticket.assigned_at = timezone.now()
+            fields.append("assigned_at")
+        fields += assignment.queue_fields(ticket)
+        ticket.save(update_fields=fields)
+        routing_after_change(
+            ticket, freed_room=old is not None and ticket.status in assignment.ACTIVE_STATUSES
+        )
         audit.record(
             actor=acting_agent,
             kind=AuditKind.TICKET_ASSIGNED,
@@ -606,17 +679,29 @@ def record_customer_message(
         attachments.append(attachment)
 
     customer = sender_of(inbound, account_id=account_id)
+    learn_what_the_channel_said(customer, inbound)
     ticket = find_thread(customer=customer, inbound=inbound, account_id=account_id)
     order = find_order_reference(customer=customer, inbound=inbound)
     new_ticket = ticket is None
     customer_wrote_at = inbound.sent_at or timezone.now()
+    routed = None
     if ticket is None:
+        routed = assignment.route(
+            customer=customer,
+            channel=inbound.channel,
+            text=f"{inbound.subject}\n{inbound.text}",
+            order=order,
+            category=inbound.category,
+        )
         ticket = draft_ticket(
             customer=customer,
             subject=clean_text(inbound.subject),
             channel=inbound.channel,
             order=order,
-            group=group_for_new_ticket(),
+            priority=inbound.priority or Ticket.Priority.NORMAL,
+            group=routed.group,
+            language=routed.language,
+            category=routed.category,
             last_customer_message_at=customer_wrote_at,
         )
     else:
@@ -653,7 +738,7 @@ def record_customer_message(
     if attachments:
         Attachment.objects.bulk_create(attachments)
     if new_ticket:
-        number_ticket(acting_agent=SYSTEM, ticket=ticket)
+        number_ticket(acting_agent=SYSTEM, ticket=ticket, routed_by=routed.rule if routed else "")
     else:
         Ticket.objects.filter(pk=ticket.pk).update(
             last_customer_message_at=customer_wrote_at, updated_at=timezone.now()
@@ -664,7 +749,46 @@ def record_customer_message(
         {"ticket": ticket.number, "direction": "inbound", "subject": ticket.subject},
         ticket=ticket,
     )
+    after_customer_wrote(ticket, new_ticket=new_ticket)
     return Filed(message=message, ticket=ticket, new_ticket=new_ticket)
+
+
+def after_customer_wrote(ticket: Ticket, *, new_ticket: bool) -> None:
+    """Once the message is filed: a new ticket is offered to an agent (a reopened one already
+    was, by its change of status), and a customer who wrote while the group is closed is told
+    when it opens (both after commit)."""
+    from tickets import business_hours, tasks
+
+    tenant_id = require_tenant().pk
+    if new_ticket and ticket.group_id is not None:
+        tasks.offer_ticket.delay_on_commit(tenant_id, ticket.pk)
+    group = ticket.group
+    if (
+        group is not None
+        and not group.always_open
+        and not business_hours.calendar_for(group).is_open(timezone.now())
+    ):
+        tasks.notify_out_of_hours.delay_on_commit(tenant_id, ticket.pk)
+
+
+def learn_what_the_channel_said(customer: Customer, inbound: InboundMessage) -> None:
+    """Keep what the channel says about the customer (their language, VIP standing, the persona
+    group they chose) on the customer, for routing; a persona no group has is left unapplied."""
+    changed: list[str] = []
+    locale = clean_text(inbound.customer_locale, 16)
+    if locale and customer.locale != locale:
+        customer.locale = locale
+        changed.append("locale")
+    if inbound.customer_vip is not None and customer.is_vip != inbound.customer_vip:
+        customer.is_vip = inbound.customer_vip
+        changed.append("is_vip")
+    if inbound.persona:
+        persona_group = Group.objects.filter(persona=inbound.persona).first()
+        if persona_group is not None and customer.persona_group_id != persona_group.pk:
+            customer.persona_group = persona_group
+            changed.append("persona_group")
+    if changed:
+        customer.save(update_fields=changed)
 
 
 def sender_of(inbound: InboundMessage, *, account_id: int | None) -> Customer:
@@ -729,6 +853,7 @@ def reply_to_customer(
     """
     # The channel layer delivers; tickets only decides what is said and by whom.
     from channels_in import outbound
+    from tickets import service_levels
 
     require_ticket_in_reach(acting_agent, ticket)
     text = (text or "").strip()
@@ -759,5 +884,7 @@ def reply_to_customer(
             details={"channel": ticket.channel, "then_status": status},
         )
         Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
+        if isinstance(acting_agent, ActingAgent):  # a person answered, not an automatic notice
+            service_levels.note_first_response(ticket=ticket, at=message.created_at)
         outbound.hand_over(message)
     return message

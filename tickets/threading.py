@@ -63,6 +63,7 @@ def find_thread(
     near = (anchor - window, anchor + window)
     return (
         Ticket.objects.filter(customer=customer, channel=inbound.channel)
+        .select_related("group")
         .filter(
             Q(last_customer_message_at__range=near)
             | Q(last_customer_message_at__isnull=True, created_at__range=near)
@@ -81,7 +82,7 @@ def _linked_tickets(
     if reply_ids:
         earlier = (
             Message.objects.filter(channel=inbound.channel, external_id__in=reply_ids)
-            .select_related("ticket")
+            .select_related("ticket__group")
             .order_by("-created_at")
             .first()
         )
@@ -96,14 +97,18 @@ def _linked_tickets(
                 conversation_id=inbound.conversation_id[:255],
                 ticket__customer=customer,
             )
-            .select_related("ticket")
+            .select_related("ticket__group")
             .order_by("-created_at")
             .first()
         )
         yield earlier.ticket if earlier else None
     token = _TICKET_TOKEN.search(inbound.subject or "")
     if token:
-        yield Ticket.objects.filter(number=int(token.group(1)), customer=customer).first()
+        yield (
+            Ticket.objects.filter(number=int(token.group(1)), customer=customer)
+            .select_related("group")
+            .first()
+        )
 
 
 def was_party_to(*, customer: Customer, inbound: InboundMessage, message: Message) -> bool:

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from escalation.selectors import remedy_panel
 from helpdesk.errors import HelpdeskError
 from helpdesk.permissions import acting_agent_for_request
-from tickets import selectors, services
+from tickets import queues, selectors, services
 from tickets.models import Message, Ticket
 
 
@@ -79,6 +79,7 @@ def ticket_detail(request: HttpRequest, number: int) -> HttpResponse:
             "conversation": selectors.conversation(ticket=ticket),
             "customer_tickets": selectors.customer_history(agent=acting, ticket=ticket),
             "statuses": Ticket.Status.choices,
+            "priorities": Ticket.Priority.choices,
             "allowed_statuses": services.ALLOWED_TRANSITIONS[ticket.status],
             "reply_to": reply_to(ticket)[0],
             "reply_blocked": reply_to(ticket)[1],
@@ -86,6 +87,7 @@ def ticket_detail(request: HttpRequest, number: int) -> HttpResponse:
                 object_type="ticket", object_id=str(ticket.pk)
             )[:20],
             "remedy_panel": remedy_panel(acting_agent=acting, ticket=ticket),
+            "queue_wait": queues.queue_wait(ticket),
         },
     )
 
@@ -102,6 +104,22 @@ def ticket_status(request: HttpRequest, number: int) -> HttpResponse:
         request,
         _("Ticket #%(number)s is now %(status)s.")
         % {"number": ticket.number, "status": ticket.get_status_display()},
+    )
+    return redirect("tickets:detail", number=ticket.number)
+
+
+@require_POST
+@tenant_required
+def ticket_priority(request: HttpRequest, number: int) -> HttpResponse:
+    acting = acting_agent_for_request(request)
+    ticket = selectors.access_ticket(agent=acting, number=number)
+    services.change_ticket_priority(
+        acting_agent=acting, ticket=ticket, priority=request.POST.get("priority", "")
+    )
+    messages.success(
+        request,
+        _("Ticket #%(number)s is now %(priority)s priority.")
+        % {"number": ticket.number, "priority": ticket.get_priority_display().lower()},
     )
     return redirect("tickets:detail", number=ticket.number)
 

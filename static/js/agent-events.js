@@ -1,8 +1,13 @@
 // Live updates for agents: a pushed event is a hint to reload, never the data itself.
+// The open socket also carries the agent's heartbeat, which keeps their presence (online, away,
+// offline) live; the header's presence switch shows what the server last said.
 (function () {
   "use strict";
+  const HEARTBEAT_MS = 20000;
+  const PRESENCE_EVENT = "agent.presence";
   const notice = document.getElementById("live-notice");
   const status = document.getElementById("live-status");
+  const presenceSwitch = document.querySelector("select[data-presence-user]");
   let retry = 1000;
 
   function showStatus(state) {
@@ -11,12 +16,33 @@
     status.textContent = state === "connected" ? status.dataset.labelOn : status.dataset.labelOff;
   }
 
+  function showPresence(payload) {
+    // Presence of others is for pages that list agents (they listen for this DOM event).
+    document.dispatchEvent(new CustomEvent("helpdesk:presence", { detail: payload }));
+    if (!presenceSwitch || String(payload.user) !== presenceSwitch.dataset.presenceUser) return;
+    presenceSwitch.value = payload.status;
+    presenceSwitch.dataset.state = payload.status;
+  }
+
   function connect() {
     const scheme = window.location.protocol === "https:" ? "wss" : "ws";
     const socket = new WebSocket(`${scheme}://${window.location.host}/ws/agent/`);
-    socket.onopen = () => { retry = 1000; showStatus("connected"); };
+    let heartbeat = null;
+    const beat = () => {
+      if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "heartbeat" }));
+    };
+    socket.onopen = () => {
+      retry = 1000;
+      showStatus("connected");
+      beat();
+      heartbeat = setInterval(beat, HEARTBEAT_MS);
+    };
     socket.onmessage = (event) => {
       const data = JSON.parse(event.data);
+      if (data.event === PRESENCE_EVENT) {
+        showPresence(data.payload || {});
+        return;
+      }
       if (!notice) return;
       const ticket = data.payload && data.payload.ticket;
       const subject = (data.payload && data.payload.subject) || "";
@@ -24,6 +50,8 @@
       notice.hidden = false;
     };
     socket.onclose = (event) => {
+      if (heartbeat !== null) clearInterval(heartbeat);
+      heartbeat = null;
       showStatus("offline");
       if (event.code === 4403) return;
       setTimeout(connect, retry);

@@ -252,6 +252,10 @@ def test_a_missing_customer_id_gets_400_naming_the_field(acme_api):
         (message(customer={"id": "c", "email": "no-at-sign"}), "customer.email", "not an email"),
         (message(customer={"id": "c", "phone": "call me"}), "customer.phone", "not a phone"),
         (message(sent_at="yesterday"), "message.sent_at", "ISO 8601"),
+        (message(priority="asap"), "message.priority", "must be one of low, normal"),
+        (message(customer={"id": "c", "vip": "yes"}), "customer.vip", "true or false"),
+        (message(customer={"id": "c", "locale": "中文"}), "customer.locale", "language code"),
+        (message(customer={"id": "c", "persona": "Nice Folks!"}), "customer.persona", "short"),
         (message(sent_at="2026-01-05T10:30:00"), "message.sent_at", "time zone"),
         (
             message(attachments=[{"filename": "a.txt", "content_base64": "%%%"}]),

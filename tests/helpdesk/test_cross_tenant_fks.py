@@ -8,6 +8,8 @@ enumerated from the models so a new foreign key is covered without a new test.
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -41,6 +43,7 @@ def build_one_of_everything(tenant) -> dict[str, object]:
         CustomerEvent,
         CustomerIdentity,
         Group,
+        GroupHoliday,
         GroupMember,
         Message,
         Tag,
@@ -55,6 +58,9 @@ def build_one_of_everything(tenant) -> dict[str, object]:
         OrderLineFactory(order=order)
         group = Group.objects.create(name="Support")
         GroupMember.objects.create(group=group, user=UserFactory())
+        GroupHoliday.objects.create(
+            group=group, date=date(2026, 10, tenant.pk % 28 + 1), name="国庆"
+        )
         tag = Tag.objects.create(name="vip")
         ticket = Ticket.objects.create(
             number=1, subject="s", channel="email", customer=customer, order=order, group=group

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,11 +24,14 @@ from tickets.assignment import route_new_ticket
 from tickets.models import (
     Channel,
     Group,
+    GroupHoliday,
     GroupMember,
     IdentityKind,
     Message,
     Order,
     OrderLine,
+    RoutingStrategy,
+    ServiceTarget,
     Ticket,
 )
 
@@ -83,9 +86,33 @@ MERCHANTS: list[dict[str, Any]] = [
             ("acme-agent-li", Role.AGENT, "Li Agent 李客服"),
             ("acme-agent-zhou", Role.AGENT, "Zhou Agent 周客服"),
         ],
-        "groups": ["售前 Pre-sales", "售后 After-sales"],
+        # Each group: its routing, hours and the members besides the default group's agents.
+        "groups": {
+            "售前 Pre-sales": {
+                "strategy": RoutingStrategy.ROUND_ROBIN,
+                "categories": ["Product questions", "产品咨询"],
+                "always_open": False,
+                "weekly_hours": [[["09:00", "21:00"]]] * 6 + [[]],
+                "holidays": [(date(2027, 1, 1), "元旦"), (date(2027, 2, 6), "春节")],
+                "members": ["acme-agent-zhou"],
+            },
+            "售后 After-sales": {},
+            "English desk": {"languages": ["en"], "members": ["acme-agent-li"]},
+            "Friendly 亲切": {
+                "persona": "friendly",
+                "persona_description": "耐心细致，慢慢讲 Patient and warm",
+                "members": ["acme-agent-zhou"],
+            },
+        },
         # New tickets land here and the merchant's agents are its members.
         "default_group": "售后 After-sales",
+        # Minutes of business hours: (first response, resolution) per priority.
+        "targets": {
+            "urgent": (15, 240),
+            "high": (60, 480),
+            "normal": (120, 1440),
+            "low": (480, 2880),
+        },
         "limits": ACME_LIMITS,
         "customers": [
             ("李伟", "li.wei@example.cn", "+8613800138000", None),
@@ -149,8 +176,22 @@ MERCHANTS: list[dict[str, Any]] = [
             ("globex-supervisor", Role.SUPERVISOR, "Sam Supervisor"),
             ("globex-agent", Role.AGENT, "Alex Agent"),
         ],
-        "groups": ["Support"],
+        "groups": {
+            "Support": {
+                "always_open": False,
+                "weekly_hours": [[["09:00", "17:00"]]] * 5 + [[], []],
+                "holidays": [(date(2026, 12, 25), "Christmas Day"), (date(2027, 1, 1), "New Year")],
+                "out_of_hours_reply": "Thanks for writing! Our team is off the trail right now "
+                "and will answer from {opens_at}.",
+            },
+        },
         "default_group": "Support",
+        "targets": {
+            "urgent": (30, 240),
+            "high": (60, 480),
+            "normal": (240, 2400),
+            "low": (480, 4800),
+        },
         "limits": GLOBEX_LIMITS,
         "customers": [
             ("James Wilson", "james.wilson@example.com", "+12025550143", None),
@@ -264,14 +305,27 @@ class Command(BaseCommand):
         return logins
 
     def seed_default_group(self, spec: dict[str, Any], agents: list[AbstractUser]) -> None:
-        for name in spec["groups"]:
-            Group.objects.get_or_create(name=name)
+        if not Group.objects.exists():  # else the merchant arranged its own groups; keep them
+            for name, config in spec["groups"].items():
+                fields = {k: v for k, v in config.items() if k not in {"holidays", "members"}}
+                group = Group.objects.create(name=name, **fields)
+                for day, holiday in config.get("holidays", []):
+                    GroupHoliday.objects.create(group=group, date=day, name=holiday)
+                for username in config.get("members", []):
+                    GroupMember.objects.create(
+                        group=group, user=get_user_model().objects.get(username=username)
+                    )
         group = Group.objects.filter(is_default=True).order_by("pk").first()
         if group is None:  # else the merchant already chose a default, and keeps it
             group = Group.objects.get(name=spec["default_group"])
             Group.objects.filter(pk=group.pk).update(is_default=True)
         for agent in agents:
             GroupMember.objects.get_or_create(group=group, user=agent)
+        if not ServiceTarget.objects.exists():
+            for priority, (first, resolution) in spec["targets"].items():
+                ServiceTarget.objects.create(
+                    priority=priority, first_response_minutes=first, resolution_minutes=resolution
+                )
 
     def seed_limits(self, spec: dict[str, Any]) -> None:
         if RemedyLimit.objects.exists():  # the merchant set its own; keep them

@@ -15,6 +15,14 @@ from django.utils.translation import gettext_lazy as _
 from helpdesk.money import AMOUNT_DIGITS, AMOUNT_PLACES
 from helpdesk.tenancy import TenantOwned, require_tenant
 
+# Groups, presence, business hours and service targets: what routing reads (re-exported here).
+from tickets.models.routing import AgentPresence as AgentPresence
+from tickets.models.routing import Group
+from tickets.models.routing import GroupHoliday as GroupHoliday
+from tickets.models.routing import GroupMember as GroupMember
+from tickets.models.routing import RoutingStrategy as RoutingStrategy
+from tickets.models.routing import ServiceTarget as ServiceTarget
+
 
 class Channel(models.TextChoices):
     EMAIL = "email", _("Email")
@@ -44,6 +52,12 @@ class Customer(TenantOwned):
     name = models.CharField(max_length=200, blank=True)
     locale = models.CharField(max_length=16, blank=True)
     notes = models.TextField(blank=True)
+    # VIP customers' conversations are handed out before everyone else's.
+    is_vip = models.BooleanField(default=False)
+    # The persona group the customer chose ("friendly", "expert"): their tickets go there.
+    persona_group = models.ForeignKey(
+        Group, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -149,6 +163,7 @@ class OrderLine(TenantOwned):
     product_name = models.CharField(max_length=200)
     supplier = models.CharField(max_length=200, blank=True)
     manufacturer = models.CharField(max_length=200, blank=True)
+    category = models.CharField(max_length=100, blank=True)  # routes to skilled groups
     quantity = models.PositiveIntegerField(default=1)
     unit_price_amount = models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES)
 
@@ -165,36 +180,6 @@ class OrderLine(TenantOwned):
     @property
     def line_amount(self) -> Decimal:
         return self.unit_price_amount * self.quantity
-
-
-class Group(TenantOwned):
-    """A team tickets are routed to (e.g. "Pre-sales", "After-sales 售后")."""
-
-    name = models.CharField(max_length=100)
-    # New tickets nobody routed elsewhere land in the default group.
-    is_default = models.BooleanField(default=False)
-    members = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, through="GroupMember", related_name="helpdesk_groups"
-    )
-
-    class Meta:
-        ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(fields=["tenant", "name"], name="group_unique_name"),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class GroupMember(TenantOwned):
-    group = models.ForeignKey(Group, on_delete=models.CASCADE)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["group", "user"], name="groupmember_unique"),
-        ]
 
 
 class Tag(TenantOwned):
@@ -247,12 +232,28 @@ class Ticket(TenantOwned):
     )
     tags = models.ManyToManyField(Tag, through="TicketTag", related_name="tickets", blank=True)
     reason_code = models.CharField(max_length=60, blank=True)
+    # The product category and language routing matched on (tickets.assignment).
+    category = models.CharField(max_length=100, blank=True)
+    language = models.CharField(max_length=16, blank=True)
     reopened_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_customer_message_at = models.DateTimeField(null=True, blank=True)
     solved_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # Routing: since when the ticket waits in its group's queue (unassigned and open), and when
+    # it was last given to an agent.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    # Service levels (tickets.service_levels): when the first reply and the resolution are due,
+    # counted in the group's business hours; when they happened; when a target was missed.
+    first_response_due_at = models.DateTimeField(null=True, blank=True)
+    resolution_due_at = models.DateTimeField(null=True, blank=True)
+    first_responded_at = models.DateTimeField(null=True, blank=True)
+    first_response_breached_at = models.DateTimeField(null=True, blank=True)
+    resolution_breached_at = models.DateTimeField(null=True, blank=True)
+    # The last time the customer was told the group is closed and when it opens again.
+    out_of_hours_notice_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-updated_at"]
@@ -263,6 +264,13 @@ class Ticket(TenantOwned):
             models.Index(fields=["tenant", "status", "-updated_at"], name="ticket_queue_idx"),
             models.Index(
                 fields=["tenant", "customer", "channel", "status"], name="ticket_thread_idx"
+            ),
+            # An agent's load (open tickets assigned to them) and a group's queue.
+            models.Index(fields=["tenant", "assignee", "status"], name="ticket_load_idx"),
+            models.Index(
+                fields=["tenant", "group", "queued_at"],
+                condition=Q(queued_at__isnull=False),
+                name="ticket_queue_wait_idx",
             ),
         ]
 
