@@ -9,7 +9,8 @@ committed (lock the ticket, rank the group's online agents by load, lock the cho
 seat, count their work, assign, audit). Three runs, each on fresh conversations:
 
 1. one process offering one conversation at a time;
-2. ``--threads`` threads offering at once, each on its own connection, as several workers do;
+2. ``--workers`` forked processes offering at once, each on its own connection, as several
+   Celery workers do;
 3. the conversations wait (every agent away), then every agent comes online and one
    ``hand_out_queued`` gives out the whole queue.
 
@@ -19,11 +20,12 @@ Results go to stdout as ``name: value`` lines; see bench/README.md.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -34,7 +36,7 @@ import django  # noqa: E402
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
-from django.db import connections, transaction  # noqa: E402
+from django.db import connection, connections, transaction  # noqa: E402
 from django.db.models import Count  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
@@ -110,28 +112,39 @@ def timed_offers(tenant: Tenant, ids: list[int]) -> list[float]:
     return latencies
 
 
-def concurrent_offers(tenant: Tenant, ids: list[int], threads: int) -> tuple[list[float], float]:
-    shares = [ids[i::threads] for i in range(threads)]
-    results: list[list[float]] = [[] for _ in range(threads)]
-    barrier = threading.Barrier(threads + 1)
+def _offer_share(tenant: Tenant, ids: list[int], start: Any, results: Any) -> None:
+    """One worker process: offers its share of the conversations, as a Celery worker would."""
+    try:
+        with tenancy.activate(tenant):
+            connection.ensure_connection()  # connecting is not part of the measured time
+            start.wait()
+            results.put(timed_offers(tenant, ids))
+    finally:
+        connections.close_all()
 
-    def work(i: int) -> None:
-        try:
-            with tenancy.activate(tenant):
-                Ticket.objects.exists()  # connect before the clock starts
-            barrier.wait()
-            results[i] = timed_offers(tenant, shares[i])
-        finally:
-            connections.close_all()
 
-    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    barrier.wait()
+def concurrent_offers(tenant: Tenant, ids: list[int], workers: int) -> tuple[list[float], float]:
+    """Latencies and wall-clock time of ``workers`` forked processes offering ``ids`` at once,
+    each its own share, on its own connection."""
+    connections.close_all()  # a forked child must not share the parent's connection
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(workers + 1)
+    results = context.Queue()
+    processes = [
+        context.Process(target=_offer_share, args=(tenant, ids[i::workers], start, results))
+        for i in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    start.wait(timeout=120)
     started = time.perf_counter()
-    for worker in workers:
-        worker.join()
-    return [value for share in results for value in share], time.perf_counter() - started
+    latencies = [value for _ in processes for value in results.get(timeout=600)]
+    elapsed = time.perf_counter() - started
+    for process in processes:
+        process.join()
+    if any(process.exitcode for process in processes):
+        raise SystemExit("a worker process of the concurrent run died")
+    return latencies, elapsed
 
 
 def most_work(tenant: Tenant) -> int:
@@ -179,12 +192,12 @@ def run(options: argparse.Namespace) -> dict[str, object]:
     reset(tenant)
     with tenancy.activate(tenant):
         ids = arrivals(group, options.arrivals, "concurrent")
-    latencies, elapsed = concurrent_offers(tenant, ids, options.threads)
+    latencies, elapsed = concurrent_offers(tenant, ids, options.workers)
     latencies.sort()
     with tenancy.activate(tenant):
         assigned = Ticket.objects.filter(pk__in=ids, assignee__isnull=False).count()
     results |= {
-        "concurrent_threads": options.threads,
+        "concurrent_workers": options.workers,
         "concurrent_assigned": assigned,
         "concurrent_assignments_per_second": round(assigned / elapsed, 1),
         "concurrent_latency_p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
@@ -213,10 +226,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arrivals", type=int, default=1000, help="conversations per run")
     parser.add_argument("--agents", type=int, default=50, help="online agents in the group")
-    parser.add_argument("--threads", type=int, default=8, help="threads in the concurrent run")
+    parser.add_argument(
+        "--workers", type=int, default=4, help="worker processes in the concurrent run"
+    )
     options = parser.parse_args(argv)
-    if options.arrivals < 1 or options.agents < 1 or options.threads < 1:
-        parser.error("--arrivals, --agents and --threads must be >= 1")
+    if options.arrivals < 1 or options.agents < 1 or options.workers < 1:
+        parser.error("--arrivals, --agents and --workers must be >= 1")
     for name, value in run(options).items():
         print(f"{name}: {value}")
 
