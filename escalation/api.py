@@ -14,12 +14,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from escalation import selectors, services
-from escalation.limits import Allowance
-from escalation.models import Remedy
+from escalation import approvals, selectors, services
+from escalation.limits import Allowance, LimitExceeded
+from escalation.models import ApprovalRequest, Remedy
 from helpdesk.errors import BadInput
 from helpdesk.money import rounded
-from helpdesk.permissions import acting_agent_for_request
+from helpdesk.permissions import Capability, acting_agent_for_request, require
 from tickets import selectors as ticket_selectors
 from tickets.models import Ticket
 
@@ -60,6 +60,46 @@ class RemedySerializer(serializers.ModelSerializer):
         return amount_text(remedy.amount, remedy.currency)
 
 
+class ApprovalRequestSerializer(serializers.ModelSerializer):
+    ticket = serializers.IntegerField(source="ticket.number")
+    customer = serializers.CharField(source="ticket.customer.name")
+    order = serializers.CharField(source="order.number", default=None)
+    requested_by = serializers.CharField(source="requested_by.get_username")
+    decided_by = serializers.CharField(source="decided_by.get_username", default=None)
+    amount = serializers.SerializerMethodField()
+    granted_amount = serializers.SerializerMethodField()
+    remedy = serializers.IntegerField(source="remedy_id", default=None)
+
+    class Meta:
+        model = ApprovalRequest
+        fields = [
+            "id",
+            "ticket",
+            "customer",
+            "order",
+            "kind",
+            "amount",
+            "currency",
+            "note",
+            "refusal",
+            "refusal_limit",
+            "requested_by",
+            "state",
+            "decided_by",
+            "decided_at",
+            "decision_reason",
+            "granted_amount",
+            "remedy",
+            "created_at",
+        ]
+
+    def get_amount(self, approval: ApprovalRequest) -> str | None:
+        return amount_text(approval.amount, approval.currency)
+
+    def get_granted_amount(self, approval: ApprovalRequest) -> str | None:
+        return amount_text(approval.granted_amount, approval.currency)
+
+
 def allowance_json(allowance: Allowance) -> dict[str, Any]:
     return {
         "kind": allowance.kind,
@@ -89,7 +129,8 @@ def text_field(data: Any, name: str, limit: int) -> str:
 
 class TicketRemediesApi(generics.ListCreateAPIView):
     """GET: the ticket's remedies, newest first. POST ``{"kind", "amount", "item", "note"}``:
-    grant one (201), or the refusal (403 ``limit_exceeded`` says which limit and by how much)."""
+    grant one (201); past the caller's limits, 202 ``{"approval_request": {...}}``: it went to
+    a supervisor for approval (its ``refusal`` says which limit and by how much)."""
 
     serializer_class = RemedySerializer
 
@@ -113,15 +154,30 @@ class TicketRemediesApi(generics.ListCreateAPIView):
             raise BadInput(_("%(field)s must be text") % {"field": "kind"}, field="kind")
         if isinstance(amount, bool | dict | list):
             raise BadInput(_("%(value)s is not an amount") % {"value": amount}, field="amount")
-        remedy = services.grant_remedy(
-            acting_agent=acting,
-            ticket=ticket,
-            kind=kind,
-            # Strings and whole numbers; a JSON float is refused, amounts are exact.
-            amount=amount,
-            item=text_field(data, "item", MAX_ITEM_CHARS),
-            note=text_field(data, "note", MAX_NOTE_CHARS),
-        )
+        note = text_field(data, "note", MAX_NOTE_CHARS)
+        try:
+            remedy = services.grant_remedy(
+                acting_agent=acting,
+                ticket=ticket,
+                kind=kind,
+                # Strings and whole numbers; a JSON float is refused, amounts are exact.
+                amount=amount,
+                item=text_field(data, "item", MAX_ITEM_CHARS),
+                note=note,
+            )
+        except LimitExceeded as refused:
+            approval = approvals.ask_after_refusal(
+                acting_agent=acting,
+                ticket=ticket,
+                kind=kind,
+                amount=None if amount is None else str(amount),
+                note=note,
+                refused=refused,
+            )
+            return Response(
+                {"approval_request": ApprovalRequestSerializer(approval).data},
+                status=status.HTTP_202_ACCEPTED,
+            )
         remedy.refresh_from_db()
         return Response(RemedySerializer(remedy).data, status=status.HTTP_201_CREATED)
 
@@ -143,3 +199,44 @@ class TicketAllowanceApi(APIView):
                 ],
             }
         )
+
+
+class ApprovalListApi(generics.ListAPIView):
+    """GET (supervisors): the merchant's approval requests, oldest first; ``?state=pending``
+    (or approved, countered, denied) narrows them."""
+
+    serializer_class = ApprovalRequestSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        require(acting_agent_for_request(self.request), Capability.SUPERVISE)
+        state = self.request.query_params.get("state", "")
+        if state and state not in ApprovalRequest.State.values:
+            raise BadInput(_("Unknown state %(state)s") % {"state": state}, field="state")
+        return selectors.approval_requests(state=state)
+
+
+class ApprovalDecisionApi(APIView):
+    """POST (supervisors) ``{"decision": "approve"|"counter"|"deny", "amount", "reason"}``:
+    decide a waiting request (200, the request with its remedy); 409 once it is decided."""
+
+    def post(self, request: Request, pk: int) -> Response:
+        acting = acting_agent_for_request(request)
+        approval = selectors.access_approval_request(acting_agent=acting, pk=pk)
+        data = request.data
+        if not hasattr(data, "get"):
+            raise BadInput(_("Send the decision as a JSON object"))
+        decision = data.get("decision", "")
+        amount = data.get("amount")
+        if not isinstance(decision, str):
+            raise BadInput(_("%(field)s must be text") % {"field": "decision"}, field="decision")
+        if isinstance(amount, bool | dict | list):
+            raise BadInput(_("%(value)s is not an amount") % {"value": amount}, field="amount")
+        decided = approvals.decide_approval(
+            acting_agent=acting,
+            request=approval,
+            decision=decision,
+            amount=amount,
+            reason=text_field(data, "reason", MAX_NOTE_CHARS),
+        )
+        decided = selectors.access_approval_request(acting_agent=acting, pk=decided.pk)
+        return Response(ApprovalRequestSerializer(decided).data)

@@ -265,3 +265,70 @@ class PriceDropCompensation(TenantOwned):
 
     def __str__(self) -> str:
         return f"Order {self.order_id} compensated for price drop {self.price_drop_id}"
+
+
+class ApprovalRequest(TenantOwned):
+    """A remedy an agent asked for past their limits, waiting for a supervisor to approve it,
+    give a different amount (counter) or deny it."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Waiting for approval")
+        APPROVED = "approved", _("Approved")
+        COUNTERED = "countered", _("Approved with another amount")
+        DENIED = "denied", _("Denied")
+
+    ticket = models.ForeignKey(
+        "tickets.Ticket", on_delete=models.PROTECT, related_name="approval_requests"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    kind = models.CharField(max_length=20, choices=RemedyKind.choices)
+    amount = models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES)
+    currency = models.CharField(max_length=3)
+    order = models.ForeignKey(
+        "tickets.Order", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Why the agent asks, and the limit that stopped their grant (LimitExceeded's message).
+    note = models.TextField(blank=True)
+    refusal_limit = models.CharField(max_length=40, blank=True)
+    refusal = models.TextField(blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    # What was finally given (the asked amount, or the counter-offer); empty until then.
+    granted_amount = _amount()
+    # A plain key, like PriceDropCompensation's: the same-tenant composite key guards it.
+    remedy = models.ForeignKey(
+        Remedy, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="approvalrequest_amount_positive"
+            ),
+            # One open question per ticket and kind: a second identical ask finds the first.
+            models.UniqueConstraint(
+                fields=["tenant", "ticket", "kind"],
+                condition=Q(state="pending"),
+                name="approvalrequest_one_pending_per_ticket_kind",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["tenant", "state", "created_at"], name="approvalrequest_state_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount} {self.currency} on #{self.ticket_id}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.state == self.State.PENDING

@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from escalation import limits
 from escalation.limits import Allowance
-from escalation.models import NEEDS_ORDER, Remedy, RemedyKind
+from escalation.models import NEEDS_ORDER, ApprovalRequest, Remedy, RemedyKind
 from helpdesk.money import format_money, rounded
-from helpdesk.permissions import ActingAgent, Capability
+from helpdesk.permissions import ActingAgent, Capability, require
 from tickets.models import Ticket
 
 # What an agent may do, said per kind: "You can refund up to ¥300.00 now".
@@ -70,6 +72,8 @@ class RemedyPanel:
     can_mark_executed: bool
     # The remedies whose execution this person may act on (retry, mark executed).
     may_handle: frozenset[int]
+    # Remedies asked for past someone's limits, and what supervisors decided, oldest first.
+    approval_requests: list[ApprovalRequest] = field(default_factory=list)
 
 
 def currency_of(ticket: Ticket) -> str:
@@ -222,4 +226,56 @@ def remedy_panel(*, acting_agent: ActingAgent, ticket: Ticket) -> RemedyPanel:
             if acting_agent.can(Capability.SUPERVISE)
             or remedy.granted_by_id == acting_agent.user.pk
         ),
+        approval_requests=list(ticket_approval_requests(ticket=ticket)),
     )
+
+
+# --- approval requests ---------------------------------------------------------------------
+
+# The supervisor's page shows what was decided in this many days below what waits.
+DECIDED_SHOWN_DAYS = 7
+
+
+def _approval_rows() -> QuerySet[ApprovalRequest]:
+    return ApprovalRequest.objects.select_related(
+        "ticket", "ticket__customer", "requested_by", "decided_by", "order", "remedy"
+    )
+
+
+def ticket_approval_requests(*, ticket: Ticket) -> QuerySet[ApprovalRequest]:
+    """The approval requests of ``ticket``, oldest first."""
+    return _approval_rows().filter(ticket=ticket).order_by("created_at", "pk")
+
+
+def pending_approval_requests() -> QuerySet[ApprovalRequest]:
+    """The merchant's requests waiting for a supervisor, oldest first."""
+    return _approval_rows().filter(state=ApprovalRequest.State.PENDING).order_by("created_at", "pk")
+
+
+def recently_decided_approval_requests(
+    *, days: int = DECIDED_SHOWN_DAYS
+) -> QuerySet[ApprovalRequest]:
+    """The requests decided in the last ``days`` days, latest decision first."""
+    since = timezone.now() - timedelta(days=days)
+    return (
+        _approval_rows()
+        .exclude(state=ApprovalRequest.State.PENDING)
+        .filter(decided_at__gte=since)
+        .order_by("-decided_at", "-pk")
+    )
+
+
+def approval_requests(*, state: str = "") -> QuerySet[ApprovalRequest]:
+    """The merchant's requests in ``state`` (all when empty), oldest first."""
+    rows = _approval_rows().order_by("created_at", "pk")
+    return rows.filter(state=state) if state else rows
+
+
+def access_approval_request(*, acting_agent: ActingAgent, pk: int) -> ApprovalRequest:
+    """A request of the active merchant for a supervisor to decide: PermissionDenied for a
+    role that does not supervise, 404 for an id that is not this merchant's."""
+    require(acting_agent, Capability.SUPERVISE)
+    found = _approval_rows().filter(pk=pk).first()
+    if found is None:
+        raise Http404("No such approval request")
+    return found

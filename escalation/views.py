@@ -1,6 +1,7 @@
 """The ticket page's "Make it right" actions: grant a remedy, retry its execution, or record
-that someone carried it out by hand. Refusals (a limit passed, bad input) are HelpdeskErrors
-that the error middleware shows on the ticket page."""
+that someone carried it out by hand. A grant past the agent's limits goes to a supervisor as
+an approval request; other refusals (bad input) are HelpdeskErrors that the error middleware
+shows on the ticket page."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from escalation import selectors, services
+from escalation import approvals, selectors, services
+from escalation.limits import LimitExceeded
 from escalation.models import Remedy
 from helpdesk.money import format_money
 from helpdesk.permissions import acting_agent_for_request
@@ -45,14 +47,24 @@ def tell_execution(request: HttpRequest, remedy: Remedy) -> None:
 def grant(request: HttpRequest, number: int) -> HttpResponse:
     acting = acting_agent_for_request(request)
     ticket = ticket_selectors.access_ticket(agent=acting, number=number)
-    remedy = services.grant_remedy(
-        acting_agent=acting,
-        ticket=ticket,
-        kind=request.POST.get("kind", ""),
-        amount=request.POST.get("amount", "").strip() or None,
-        item=request.POST.get("item", ""),
-        note=request.POST.get("note", ""),
-    )
+    kind = request.POST.get("kind", "")
+    amount = request.POST.get("amount", "").strip() or None
+    note = request.POST.get("note", "")
+    try:
+        remedy = services.grant_remedy(
+            acting_agent=acting,
+            ticket=ticket,
+            kind=kind,
+            amount=amount,
+            item=request.POST.get("item", ""),
+            note=note,
+        )
+    except LimitExceeded as refused:
+        approvals.ask_after_refusal(
+            acting_agent=acting, ticket=ticket, kind=kind, amount=amount, note=note, refused=refused
+        )
+        messages.warning(request, _("Above your limit: sent to a supervisor for approval."))
+        return back_to_ticket(ticket.number)
     messages.success(
         request,
         _("%(kind)s of %(amount)s granted.")

@@ -18,4 +18,10 @@ urlpatterns = [
         escalation_api.TicketAllowanceApi.as_view(),
         name="api-ticket-allowance",
     ),
+    path("approvals/", escalation_api.ApprovalListApi.as_view(), name="api-approvals"),
+    path(
+        "approvals/<int:pk>/decision/",
+        escalation_api.ApprovalDecisionApi.as_view(),
+        name="api-approval-decision",
+    ),
 ]

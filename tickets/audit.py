@@ -60,6 +60,10 @@ class AuditKind(models.TextChoices):
     REMEDY_EXECUTED_BY_HAND = "remedy.executed_by_hand", _("Remedy executed by hand")
     PRICE_DROP_RECORDED = "price_drop.recorded", _("Price cut recorded")
     REMEDY_EXECUTION_RETRIED = "remedy.execution_retried", _("Remedy execution retried")
+    APPROVAL_REQUESTED = "approval.requested", _("Approval of a remedy requested")
+    APPROVAL_APPROVED = "approval.approved", _("Remedy approved")
+    APPROVAL_COUNTERED = "approval.countered", _("Remedy approved with another amount")
+    APPROVAL_DENIED = "approval.denied", _("Remedy denied")
     EMPOWERMENT_POLICY_CHANGED = "empowerment.policy_changed", _("Empowerment policy changed")
     EMPOWERMENT_LIMIT_SET = "empowerment.limit_set", _("Remedy limit set")
     EMPOWERMENT_LIMIT_REMOVED = "empowerment.limit_removed", _("Remedy limit removed")
@@ -231,6 +235,7 @@ FIELD_LABELS: dict[str, Any] = {
     "kind": _("Kind"),
     "currency": _("Currency"),
     "amount": _("Amount"),
+    "granted_amount": _("Amount granted"),
     "per_grant_max_amount": _("Most per grant"),
     "order_share_max_percent": _("Most share of the order (%)"),
     "per_agent_day_max_amount": _("Most per person per day"),
@@ -475,6 +480,7 @@ OBJECT_LABELS: dict[str, Any] = {
     "webhookdelivery": _("Webhook"),
     "remedy": _("Remedy"),
     "remedylimit": _("Remedy limit"),
+    "approvalrequest": _("Approval request"),
     "empowermentpolicy": _("Empowerment policy"),
     "pricedrop": _("Price cut"),
     "agentpresence": _("Agent presence"),

@@ -55,7 +55,7 @@ def test_a_grant_within_the_limit_is_201_and_listed(
         assert Order.objects.get().refunded_amount == Decimal("80.50")
 
 
-def test_a_grant_past_the_limit_is_403_naming_the_limit_and_writes_nothing(
+def test_a_grant_past_the_limit_is_202_sent_for_approval_naming_the_limit_and_gives_nothing(
     tenant_acme, agent_li, acme_ticket, agents_refund_limit
 ):
     response = key_client(tenant_acme, agent_li).post(
@@ -63,19 +63,16 @@ def test_a_grant_past_the_limit_is_403_naming_the_limit_and_writes_nothing(
         {"kind": "refund", "amount": "100.01"},
         format="json",
     )
-    assert response.status_code == 403
-    body = response.json()
-    assert body["code"] == "limit_exceeded"
-    extra = body["extra"]
-    assert (extra["limit"], extra["kind"], extra["currency"]) == ("per_grant", "refund", "CNY")
-    amounts = {name: Decimal(extra[name]) for name in ("allowed", "requested", "over")}
-    assert amounts == {
-        "allowed": Decimal("100"),
-        "requested": Decimal("100.01"),
-        "over": Decimal("0.01"),
-    }
-    assert body["message"]
+    assert response.status_code == 202
+    asked = response.json()["approval_request"]
+    assert (asked["state"], asked["kind"], asked["currency"]) == ("pending", "refund", "CNY")
+    assert asked["amount"] == "100.01"
+    assert asked["refusal_limit"] == "per_grant"
+    assert "at most CN¥100.00, CN¥0.01 over" in asked["refusal"]
+    assert asked["remedy"] is None
     assert remedies_of(tenant_acme) == []
+    with tenancy.activate(tenant_acme):
+        assert Order.objects.get().refunded_amount == 0
 
 
 def test_an_amount_must_be_exact(tenant_acme, agent_li, acme_ticket, agents_refund_limit):

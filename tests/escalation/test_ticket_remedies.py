@@ -7,7 +7,13 @@ from decimal import Decimal
 
 import pytest
 
-from escalation.models import EmpowermentPolicy, Remedy, RemedyKind, RemedyLimit
+from escalation.models import (
+    ApprovalRequest,
+    EmpowermentPolicy,
+    Remedy,
+    RemedyKind,
+    RemedyLimit,
+)
 from helpdesk import tenancy
 from helpdesk.models import Role
 from helpdesk.permissions import SYSTEM
@@ -82,17 +88,25 @@ def test_the_page_shows_what_the_agent_may_still_give_and_it_shrinks_after_a_gra
     assert "漏油，退一部分" in granted
 
 
-def test_a_grant_past_the_limit_shows_the_refusal_and_writes_nothing(
+def test_a_grant_past_the_limit_goes_to_a_supervisor_and_writes_no_remedy(
     agent_li, tenant_acme, acme_ticket, li_refund_limit
 ):
     response = grant(login(agent_li), acme_ticket, kind="refund", amount="100.01")
     page = response.content.decode()
-    assert response.redirect_chain == [(f"http://testserver{ticket_url(acme_ticket)}", 302)]
-    assert "CN¥100.01 is more than the most you may give in one grant allows" in page
-    assert "at most CN¥100.00, CN¥0.01 over" in page
+    assert response.redirect_chain == [(f"{ticket_url(acme_ticket)}#remedies", 302)]
+    assert "Above your limit: sent to a supervisor for approval." in page
+    asked = page[page.index('class="approval-requests"') :]
+    assert "CN¥100.01 is more than the most you may give in one grant allows" in asked
+    assert "at most CN¥100.00, CN¥0.01 over" in asked
     assert remedies_of(tenant_acme) == []
     with tenancy.activate(tenant_acme):
         assert Order.objects.get().refunded_amount == 0
+        (approval,) = ApprovalRequest.objects.all()
+    assert (approval.kind, approval.amount, approval.state) == (
+        "refund",
+        Decimal("100.01"),
+        "pending",
+    )
     assert "You can refund up to CN¥100.00 now" in step(page, "refund")
 
 
@@ -105,8 +119,13 @@ def test_an_agent_without_a_limit_sees_that_a_supervisor_must_approve(
     assert "Refund all" not in page
 
     page = grant(login(agent_li), acme_ticket, kind="gift", amount="10", item="优惠券").content
+    assert "Above your limit: sent to a supervisor for approval." in page.decode()
     assert "no limit is set for your role in this currency" in page.decode()
     assert remedies_of(tenant_acme) == []
+    with tenancy.activate(tenant_acme):
+        assert list(ApprovalRequest.objects.values_list("kind", "amount")) == [
+            ("gift", Decimal("10"))
+        ]
 
 
 def test_the_ladder_goes_from_explaining_to_a_free_order(

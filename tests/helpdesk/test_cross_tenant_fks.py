@@ -30,6 +30,7 @@ def build_one_of_everything(tenant) -> dict[str, object]:
     """A row in every tenant-owned table, all pointing at one another (a valid world)."""
     from channels_in.models import ApiChannel, ChannelAccount, Mailbox, RawInbound
     from escalation.models import (
+        ApprovalRequest,
         EmpowermentPolicy,
         PriceDrop,
         PriceDropCompensation,
@@ -128,6 +129,15 @@ def build_one_of_everything(tenant) -> dict[str, object]:
             created_by=agent,
         )
         PriceDropCompensation.objects.create(price_drop=price_drop, order=order, remedy=remedy)
+        ApprovalRequest.objects.create(
+            ticket=ticket,
+            requested_by=agent,
+            kind="refund",
+            amount=1,
+            currency="CNY",
+            order=order,
+            remedy=remedy,
+        )
         RawInbound.objects.create(
             account=account,
             external_id="<1@x>",
