@@ -54,6 +54,7 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from bench.stats import percentile  # noqa: E402
 from channels_in.base import AdapterError, Envelope  # noqa: E402
 from channels_in.models import ChannelAccount, Mailbox, RawInbound  # noqa: E402
 from channels_in.pipeline import process_raw, store_raw  # noqa: E402
@@ -359,14 +360,6 @@ def bench_channel(slug: str) -> tuple[Tenant, ChannelAccount]:
         if not Group.objects.filter(is_default=True).exists():
             Group.objects.create(name="Support", is_default=True)
     return tenant, account
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of already sorted values (0.0 for none)."""
-    if not sorted_values:
-        return 0.0
-    rank = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values)) - 1))
-    return sorted_values[rank]
 
 
 def statements_of(account: ChannelAccount, payload: bytes) -> int:

@@ -40,6 +40,7 @@ from django.db import connection, connections, transaction  # noqa: E402
 from django.db.models import Count  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from bench.stats import percentile  # noqa: E402
 from helpdesk import tenancy  # noqa: E402
 from helpdesk.models import Membership, Role, Tenant  # noqa: E402
 from helpdesk.permissions import SYSTEM  # noqa: E402
@@ -53,14 +54,6 @@ from tickets.models import (  # noqa: E402
     RoutingStrategy,
     Ticket,
 )
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of already sorted values (0.0 for none)."""
-    if not sorted_values:
-        return 0.0
-    rank = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values)) - 1))
-    return sorted_values[rank]
 
 
 def bench_team(slug: str, agents: int, capacity: int) -> tuple[Tenant, Group]:

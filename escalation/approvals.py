@@ -14,9 +14,9 @@ from escalation import services
 from escalation.limits import LimitExceeded
 from escalation.models import ApprovalRequest, RemedyKind
 from helpdesk import realtime
-from helpdesk.errors import BadInput, InvalidTransition, PermissionDenied
+from helpdesk.errors import BadInput, InvalidTransition
 from helpdesk.money import checked_amount, checked_currency, rounded
-from helpdesk.permissions import ActingAgent, Capability, require, require_ticket_in_reach
+from helpdesk.permissions import ActingAgent, Capability, require
 from tickets import audit
 from tickets.audit import AuditKind
 from tickets.models import Order, Ticket
@@ -50,9 +50,7 @@ def request_approval(
 
     A free order asks for what is left of the order to give back, whatever ``amount`` says.
     """
-    require_ticket_in_reach(acting_agent, ticket)
-    if acting_agent.membership is None:
-        raise PermissionDenied(_("Only the merchant's own people grant remedies"))
+    services.require_remedy_giver(acting_agent, ticket)
     if kind not in RemedyKind.values:
         raise BadInput(_("Unknown remedy %(kind)s") % {"kind": kind}, field="kind")
     order = order or ticket.order

@@ -14,11 +14,19 @@ from escalation.models import NEEDS_ORDER, PAYS_OUT, Remedy, RemedyKind
 from helpdesk.errors import BadInput, PermissionDenied
 from helpdesk.models import Membership
 from helpdesk.money import checked_amount, checked_currency, rounded
-from helpdesk.permissions import ActingAgent, require_ticket_in_reach
+from helpdesk.permissions import ActingAgent, Actor, require_ticket_in_reach
 from helpdesk.tenancy import require_tenant
 from tickets import audit
 from tickets.audit import AuditKind
 from tickets.models import Customer, Order, Ticket
+
+
+def require_remedy_giver(acting_agent: Actor, ticket: Ticket) -> None:
+    """Refuse unless a member of the merchant (not the system, not support access) works the
+    ticket: remedies, and asks for them, are a person's decision."""
+    require_ticket_in_reach(acting_agent, ticket)
+    if not isinstance(acting_agent, ActingAgent) or acting_agent.membership is None:
+        raise PermissionDenied(_("Only the merchant's own people grant remedies"))
 
 
 def grant_remedy(
@@ -40,9 +48,7 @@ def grant_remedy(
     all of that, whatever ``amount`` says. Concurrent grants are serialised on the customer,
     the order and the person, so no limit can be passed by acting at the same moment.
     """
-    require_ticket_in_reach(acting_agent, ticket)
-    if not isinstance(acting_agent, ActingAgent) or acting_agent.membership is None:
-        raise PermissionDenied(_("Only the merchant's own people grant remedies"))
+    require_remedy_giver(acting_agent, ticket)
     if kind not in RemedyKind.values:
         raise BadInput(_("Unknown remedy %(kind)s") % {"kind": kind}, field="kind")
     order = order or ticket.order

@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.db import models
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
+from django.utils.dates import WEEKDAYS_ABBR
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -369,16 +370,14 @@ def value_words(field: str, value: Any, people: Mapping[int, str] | None = None)
     return str(value)
 
 
-WEEKDAYS = [_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun")]
-
-
 def weekly_hours_words(week: list[Any]) -> str:
-    """A week of opening hours as "Mon 09:00–18:00; …; Sun closed"."""
-    days = []
-    for name, openings in zip(WEEKDAYS, week, strict=False):
-        spans = ", ".join(f"{start}–{end}" for start, end in openings or [])
-        days.append(f"{name} {spans or _('closed')}")
-    return "; ".join(days)
+    """A week of opening hours as "Mon 09:00-18:00; …; Sun closed"."""
+    from tickets.business_hours import day_hours_text
+
+    return "; ".join(
+        f"{WEEKDAYS_ABBR[day]} {day_hours_text(openings or []) or _('closed')}"
+        for day, openings in enumerate(week[:7])
+    )
 
 
 @dataclass(frozen=True)

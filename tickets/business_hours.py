@@ -121,6 +121,11 @@ def _day_hours(value: object) -> tuple[DayHours, ...]:
     return tuple(week)
 
 
+def day_hours_text(openings: list[list[str]]) -> str:
+    """A day's stored hours as the admin types them: "09:00-12:00, 13:00-18:00"."""
+    return ", ".join(f"{start}-{end}" for start, end in openings)
+
+
 def read_weekly_hours(value: object) -> list[list[list[str]]]:
     """The weekly hours as stored: seven days, Monday first, each a sorted list of non-overlapping
     ["HH:MM", "HH:MM"] openings ("24:00" ends at midnight). A JSON text is read first; anything

@@ -13,6 +13,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from helpdesk.errors import BadInput
+from tickets.business_hours import day_hours_text
 from tickets.groups import (
     MAX_CHAT_CAPACITY,
     MAX_OUT_OF_HOURS_REPLY_LENGTH,
@@ -96,11 +97,6 @@ def read_day_hours(text: str) -> list[list[str]]:
         else:
             joined.append([start, end])
     return [[_clock(start), _clock(end)] for start, end in joined]
-
-
-def day_hours_text(openings: list[list[str]]) -> str:
-    """A day's stored hours as the admin types them: "09:00-12:00, 13:00-18:00"."""
-    return ", ".join(f"{start}-{end}" for start, end in openings)
 
 
 def _split(text: str, separators: re.Pattern[str]) -> list[str]:
