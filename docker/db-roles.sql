@@ -23,6 +23,10 @@ SELECT format(
     :'owner_role', :'owner_password'
 ) \gexec
 
+-- The app's statements are short (OLTP): compiling one with JIT costs more than it saves, up to
+-- seconds for the dashboard's grouped counts at a million tickets (bench/README.md).
+SELECT format('ALTER ROLE %I SET jit = off', :'app_role') \gexec
+
 SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'owner_role')
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'database') \gexec
 -- Its test database too (Django's default name), so the owner may drop and create it again.

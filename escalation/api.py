@@ -6,6 +6,8 @@ a refusal is ``{"message", "code", "extra"}`` with its status, e.g. 403 ``limit_
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -21,7 +23,7 @@ from helpdesk.errors import BadInput
 from helpdesk.money import rounded
 from helpdesk.permissions import Capability, acting_agent_for_request, require
 from tickets import selectors as ticket_selectors
-from tickets.models import Ticket
+from tickets.models import Order, Ticket
 
 MAX_ITEM_CHARS = 200
 MAX_NOTE_CHARS = 5000
@@ -61,8 +63,15 @@ class RemedySerializer(serializers.ModelSerializer):
 
 
 class ApprovalRequestSerializer(serializers.ModelSerializer):
-    ticket = serializers.IntegerField(source="ticket.number")
-    customer = serializers.CharField(source="ticket.customer.name")
+    """A request on a ticket, or a price-drop batch: ``ticket`` and ``customer`` null,
+    ``price_drop`` ``{"id", "sku"}`` and ``batch_orders`` ``[{"order": number, "amount"}]``
+    (what each order was owed when asked; ``amount`` is their total). Give the serializer
+    ``order_numbers`` (pk to number) in its context to list many batches without a query each."""
+
+    ticket = serializers.IntegerField(source="ticket.number", default=None)
+    customer = serializers.CharField(source="ticket.customer.name", default=None)
+    price_drop = serializers.SerializerMethodField()
+    batch_orders = serializers.SerializerMethodField()
     order = serializers.CharField(source="order.number", default=None)
     requested_by = serializers.CharField(source="requested_by.get_username")
     decided_by = serializers.CharField(source="decided_by.get_username", default=None)
@@ -76,6 +85,8 @@ class ApprovalRequestSerializer(serializers.ModelSerializer):
             "id",
             "ticket",
             "customer",
+            "price_drop",
+            "batch_orders",
             "order",
             "kind",
             "amount",
@@ -98,6 +109,39 @@ class ApprovalRequestSerializer(serializers.ModelSerializer):
 
     def get_granted_amount(self, approval: ApprovalRequest) -> str | None:
         return amount_text(approval.granted_amount, approval.currency)
+
+    def get_price_drop(self, approval: ApprovalRequest) -> dict[str, Any] | None:
+        if not approval.is_batch:
+            return None
+        return {"id": approval.price_drop_id, "sku": approval.price_drop.sku}
+
+    def get_batch_orders(self, approval: ApprovalRequest) -> list[dict[str, Any]] | None:
+        if not approval.is_batch:
+            return None
+        numbers = self.context.get("order_numbers")
+        if numbers is None:
+            numbers = order_numbers([approval])
+        return [
+            {
+                "order": numbers.get(entry["order"]),
+                "amount": amount_text(Decimal(entry["amount"]), approval.currency),
+            }
+            for entry in approval.batch_orders
+        ]
+
+
+def order_numbers(approvals_listed: Iterable[ApprovalRequest]) -> dict[int, str]:
+    """The numbers of the orders the batches among ``approvals_listed`` ask for, by pk: one
+    query for them all."""
+    ids = {
+        entry["order"]
+        for approval in approvals_listed
+        if approval.is_batch
+        for entry in approval.batch_orders
+    }
+    if not ids:
+        return {}
+    return dict(Order.objects.filter(pk__in=ids).values_list("pk", "number"))
 
 
 def allowance_json(allowance: Allowance) -> dict[str, Any]:
@@ -202,10 +246,23 @@ class TicketAllowanceApi(APIView):
 
 
 class ApprovalListApi(generics.ListAPIView):
-    """GET (supervisors): the merchant's approval requests, oldest first; ``?state=pending``
-    (or approved, countered, denied) narrows them."""
+    """GET (supervisors): the merchant's approval requests, oldest first, price-drop batches
+    among them; ``?state=pending`` (or approved, countered, denied) narrows them."""
 
     serializer_class = ApprovalRequestSerializer
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        listed = self.get_queryset()
+        page = self.paginate_queryset(listed)
+        rows = page if page is not None else list(listed)
+        serializer = self.get_serializer(
+            rows,
+            many=True,
+            context={**self.get_serializer_context(), "order_numbers": order_numbers(rows)},
+        )
+        if page is not None:
+            return self.get_paginated_response(serializer.data)
+        return Response(serializer.data)
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         require(acting_agent_for_request(self.request), Capability.SUPERVISE)
@@ -217,7 +274,9 @@ class ApprovalListApi(generics.ListAPIView):
 
 class ApprovalDecisionApi(APIView):
     """POST (supervisors) ``{"decision": "approve"|"counter"|"deny", "amount", "reason"}``:
-    decide a waiting request (200, the request with its remedy); 409 once it is decided."""
+    decide a waiting request (200, the request with its remedy); 409 once it is decided. A
+    price-drop batch is approved or denied (400 for a counter); approved, ``granted_amount``
+    is what was paid and ``decision_reason`` says what became of each order."""
 
     def post(self, request: Request, pk: int) -> Response:
         acting = acting_agent_for_request(request)

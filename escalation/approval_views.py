@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
@@ -60,4 +61,10 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         amount = format_money(decided.granted_amount, decided.currency)
         messages.success(request, str(DONE[decided.state]) % {"amount": amount})
-    return redirect(reverse("escalation:approvals"))
+    # The supervisor dashboard's queue posts here too, and says where to go back to.
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        back = reverse("escalation:approvals")
+    return redirect(back)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -277,9 +278,20 @@ class ApprovalRequest(TenantOwned):
         COUNTERED = "countered", _("Approved with another amount")
         DENIED = "denied", _("Denied")
 
+    # Empty only for a price-drop batch (``price_drop``), which asks for many orders at once.
     ticket = models.ForeignKey(
-        "tickets.Ticket", on_delete=models.PROTECT, related_name="approval_requests"
+        "tickets.Ticket",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="approval_requests",
     )
+    price_drop = models.ForeignKey(
+        PriceDrop, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # A batch's orders (primary keys) and what each is owed, as {"order": pk, "amount": "12.50"}:
+    # ``amount`` is their total.
+    batch_orders = models.JSONField(default=list, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
@@ -313,11 +325,20 @@ class ApprovalRequest(TenantOwned):
             models.CheckConstraint(
                 condition=Q(amount__gt=0), name="approvalrequest_amount_positive"
             ),
+            models.CheckConstraint(
+                condition=Q(ticket__isnull=False) | Q(price_drop__isnull=False),
+                name="approvalrequest_ticket_or_batch",
+            ),
             # One open question per ticket and kind: a second identical ask finds the first.
             models.UniqueConstraint(
                 fields=["tenant", "ticket", "kind"],
                 condition=Q(state="pending"),
                 name="approvalrequest_one_pending_per_ticket_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "price_drop"],
+                condition=Q(state="pending", ticket__isnull=True),
+                name="approvalrequest_one_pending_batch_per_drop",
             ),
         ]
         indexes = [
@@ -327,8 +348,198 @@ class ApprovalRequest(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.amount} {self.currency} on #{self.ticket_id}"
+        where = f"#{self.ticket_id}" if self.ticket_id else f"price drop {self.price_drop_id}"
+        return f"{self.get_kind_display()} {self.amount} {self.currency} on {where}"
+
+    @property
+    def is_batch(self) -> bool:
+        return self.price_drop_id is not None and self.ticket_id is None
 
     @property
     def is_pending(self) -> bool:
         return self.state == self.State.PENDING
+
+
+# Said by a customer who wants a supervisor; a merchant edits the list (one phrase a line).
+DEFAULT_SUPERVISOR_PHRASES = [
+    "supervisor",
+    "manager",
+    "someone in charge",
+    "escalate",
+    "speak to your boss",
+    "主管",
+    "经理",
+    "领导",
+    "上级",
+    "负责人",
+    "找你们老板",
+]
+
+
+def default_supervisor_phrases() -> list[str]:
+    return list(DEFAULT_SUPERVISOR_PHRASES)
+
+
+class EscalationPolicy(TenantOwned):
+    """A merchant's escalation rules: which triggers escalate a ticket, the rate it aims to
+    stay under, the remedy budget and the defect-rate alert. One per merchant, created with
+    its defaults on demand (``escalation.escalations.policy``)."""
+
+    # The share of complaint tickets that may reach a supervisor, in percent, over a rolling
+    # 7-day window: above it (not at it) supervisors are alerted, once per crossing, when the
+    # window holds at least ``min_complaints`` complaint tickets. A target, never a gate.
+    threshold_percent = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("3.00"))
+    min_complaints = models.PositiveIntegerField(default=30)
+    # Triggers, each switchable.
+    on_over_limit = models.BooleanField(default=True)
+    on_customer_request = models.BooleanField(default=True)
+    supervisor_phrases = models.JSONField(default=default_supervisor_phrases, blank=True)
+    on_manual = models.BooleanField(default=True)
+    on_first_response_breach = models.BooleanField(default=True)
+    on_resolution_breach = models.BooleanField(default=True)
+    # Repeated contact: ``repeat_contacts`` contacts about one order (or one ticket without an
+    # order) within ``repeat_days`` days.
+    on_repeat_contact = models.BooleanField(default=True)
+    repeat_contacts = models.PositiveIntegerField(default=3)
+    repeat_days = models.PositiveIntegerField(default=7)
+    # What remedies may cost in a calendar month, in one currency; empty: no budget shown.
+    monthly_budget_amount = models.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, null=True, blank=True
+    )
+    budget_currency = models.CharField(max_length=3, blank=True)
+    # A product or supplier whose complaints pass this share of its orders (30 days, at least
+    # ``defect_min_orders`` orders) raises an alert: Amazon's 1% order defect rate.
+    defect_rate_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, default=Decimal("1.00")
+    )
+    defect_min_orders = models.PositiveIntegerField(default=20)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="escalationpolicy_one_per_tenant"),
+            models.CheckConstraint(
+                condition=Q(threshold_percent__gte=0, threshold_percent__lte=100)
+                & Q(defect_rate_percent__gte=0, defect_rate_percent__lte=100),
+                name="escalationpolicy_percentages",
+            ),
+            models.CheckConstraint(
+                condition=Q(repeat_contacts__gte=2, repeat_days__gte=1),
+                name="escalationpolicy_repeat_sensible",
+            ),
+            models.CheckConstraint(
+                condition=Q(monthly_budget_amount__isnull=True) | Q(monthly_budget_amount__gte=0),
+                name="escalationpolicy_budget_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Escalation policy of tenant {self.tenant_id}"
+
+
+class Trigger(models.TextChoices):
+    OVER_LIMIT = "over_limit", _("Remedy above the agent's limit")
+    CUSTOMER_REQUEST = "customer_request", _("Customer asked for a supervisor")
+    MANUAL = "manual", _("Escalated by an agent")
+    FIRST_RESPONSE_BREACH = "first_response_breach", _("First-response target missed")
+    RESOLUTION_BREACH = "resolution_breach", _("Resolution target missed")
+    REPEAT_CONTACT = "repeat_contact", _("Repeated contact")
+
+
+class Escalation(TenantOwned):
+    """A ticket brought to the supervisors' attention, why, and how it was settled."""
+
+    class State(models.TextChoices):
+        OPEN = "open", _("Open")
+        RESOLVED = "resolved", _("Resolved")
+
+    ticket = models.ForeignKey(
+        "tickets.Ticket", on_delete=models.PROTECT, related_name="escalations"
+    )
+    trigger = models.CharField(max_length=24, choices=Trigger.choices)
+    # In words: the agent's reason, the phrase the customer used, the limit passed...
+    reason = models.TextField(blank=True)
+    # Who escalated (an agent by hand or with a remedy past their limit); empty for the system.
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # The ticket's assignee and group when it was escalated: the per-agent and per-group rates.
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    group = models.ForeignKey(
+        "tickets.Group", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # For an over-limit escalation: the request a supervisor decides (settling it settles this).
+    approval_request = models.ForeignKey(
+        ApprovalRequest, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            # A trigger that fires again while its escalation is open finds that one.
+            models.UniqueConstraint(
+                fields=["tenant", "ticket", "trigger"],
+                condition=Q(state="open"),
+                name="escalation_one_open_per_ticket_trigger",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "state", "created_at"], name="escalation_queue_idx"),
+            models.Index(fields=["tenant", "created_at"], name="escalation_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_trigger_display()} on #{self.ticket_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == self.State.OPEN
+
+
+class SupervisorAlert(TenantOwned):
+    """Something supervisors must look at: the escalation rate above its threshold, or a
+    product or supplier whose defect rate passed the merchant's limit. Raised once per
+    crossing: the alert stays active (``cleared_at`` empty) until the figure falls back, and
+    only then can the same ``kind`` and ``key`` alert again."""
+
+    class Kind(models.TextChoices):
+        ESCALATION_RATE = "escalation_rate", _("Escalation rate above the threshold")
+        DEFECT_RATE = "defect_rate", _("Defect rate above the limit")
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # What the alert is about within its kind: "" for the merchant's rate, "sku:SP-100" or
+    # "supplier:Acme Audio" for a defect rate.
+    key = models.CharField(max_length=260, blank=True)
+    title = models.CharField(max_length=255)
+    body = models.TextField(blank=True)
+    # The figures behind it (rate, counts, drivers, what-if), as shown on the dashboard.
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "kind", "key"],
+                condition=Q(cleared_at__isnull=True),
+                name="supervisoralert_once_per_crossing",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_active(self) -> bool:
+        return self.cleared_at is None

@@ -1,14 +1,15 @@
-"""Price protection pages: the merchant's price cuts with "Record a price cut", and one cut's
-orders owed the difference with "Compensate selected".
+"""Price protection pages: the merchant's price cuts with "Record a price cut" (supervisors),
+and one cut's orders owed the difference with "Compensate selected".
 
-Supervisors and up only: agents may not grant compensation past approval until approvals
-exist (the escalation issue). Another merchant's price cut is a 404: every lookup goes through
-the active merchant.
+Supervisors, and anyone with a price-protection limit, see and compensate price cuts; the
+orders past their limits go to a supervisor as one approval request. Another merchant's price
+cut is a 404: every lookup goes through the active merchant.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
@@ -25,6 +26,7 @@ from django.views.decorators.http import require_http_methods
 from escalation import price_drops
 from escalation.models import PriceDrop
 from helpdesk.errors import BadInput, HelpdeskError
+from helpdesk.money import format_money
 from helpdesk.permissions import ActingAgent, Capability, acting_agent_for_request, require
 from tickets.models import Order
 from tickets.views import tenant_required
@@ -34,21 +36,24 @@ PAGE_SIZE = 50
 _MAX_ID = 2**63 - 1
 
 
-def _supervising(request: HttpRequest) -> ActingAgent:
+def _compensating(request: HttpRequest) -> ActingAgent:
     acting = acting_agent_for_request(request)
-    require(acting, Capability.SUPERVISE)
+    price_drops.require_compensator(acting)
     return acting
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @tenant_required
 def price_drop_list(request: HttpRequest) -> HttpResponse:
-    """The merchant's price cuts, newest first, and the form that records one (POST)."""
-    acting = _supervising(request)
+    """The merchant's price cuts, newest first, and the form that records one (POST,
+    supervisors)."""
+    acting = _compensating(request)
+    may_record = acting.can(Capability.SUPERVISE)
     form = {"sku": "", "new_unit_price": "", "protection_days": "30", "cut_at": "", "currency": ""}
     error = ""
     status = 200
     if request.method == "POST":
+        require(acting, Capability.SUPERVISE)
         form = {key: request.POST.get(key, "").strip() for key in form}
         try:
             price_drop = price_drops.record_price_drop(
@@ -86,6 +91,7 @@ def price_drop_list(request: HttpRequest) -> HttpResponse:
             "form": form,
             "error": error,
             "default_currency": acting.tenant.default_currency,
+            "may_record": may_record,
         },
         status=status,
     )
@@ -109,19 +115,20 @@ def _cut_at(value: str, acting: ActingAgent) -> datetime | None:
 @require_http_methods(["GET", "HEAD", "POST"])
 @tenant_required
 def price_drop_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """One price cut: the orders owed the difference, with "Compensate selected" (POST), and
-    those already compensated."""
-    acting = _supervising(request)
+    """One price cut: the orders owed the difference, with "Compensate selected" (POST), the
+    request waiting for a supervisor's approval, if any, and the orders already compensated."""
+    acting = _compensating(request)
     price_drop = get_object_or_404(PriceDrop.objects.select_related("created_by"), pk=pk)
     if request.method == "POST":
         orders = _selected_orders(request.POST.getlist("order"))
         if not orders:
             messages.warning(request, _("Select the orders to compensate."))
-        for result in price_drops.compensate(
-            acting_agent=acting, price_drop=price_drop, orders=orders
-        ):
+        results = price_drops.compensate(acting_agent=acting, price_drop=price_drop, orders=orders)
+        for result in results:
             _tell(request, result)
+        _tell_sent_for_approval(request, results)
         return redirect("price_drop", pk=price_drop.pk)
+    waiting = price_drops.pending_batch(price_drop)
     return render(
         request,
         "escalation/price_drop_detail.html",
@@ -130,6 +137,11 @@ def price_drop_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "window_starts_at": price_drops.window_starts_at(price_drop),
             "eligible": price_drops.eligible_orders(price_drop),
             "compensations": price_drops.compensations(price_drop),
+            "waiting": waiting,
+            "waiting_orders": {entry["order"] for entry in waiting.batch_orders}
+            if waiting
+            else set(),
+            "supervises": acting.can(Capability.SUPERVISE),
         },
     )
 
@@ -149,6 +161,8 @@ def _selected_orders(values: list[str]) -> list[Order]:
 
 
 def _tell(request: HttpRequest, result: price_drops.CompensationResult) -> None:
+    if result.outcome == price_drops.Outcome.SENT_FOR_APPROVAL:
+        return  # said once for them all
     if result.outcome == price_drops.Outcome.REFUSED:
         messages.error(request, result.describe())
     elif result.outcome == price_drops.Outcome.ALREADY_COMPENSATED:
@@ -157,3 +171,22 @@ def _tell(request: HttpRequest, result: price_drops.CompensationResult) -> None:
         messages.warning(request, result.describe())
     else:
         messages.success(request, result.describe())
+
+
+def _tell_sent_for_approval(
+    request: HttpRequest, results: list[price_drops.CompensationResult]
+) -> None:
+    """One line for the orders sent to a supervisor: how many, and what they are owed."""
+    sent = [result for result in results if result.outcome == price_drops.Outcome.SENT_FOR_APPROVAL]
+    if not sent:
+        return
+    total = sum((result.amount for result in sent), Decimal(0))
+    messages.info(
+        request,
+        ngettext(
+            "%(count)s order (total %(amount)s) sent to a supervisor for approval.",
+            "%(count)s orders (total %(amount)s) sent to a supervisor for approval.",
+            len(sent),
+        )
+        % {"count": len(sent), "amount": format_money(total, sent[0].order.currency)},
+    )

@@ -1,13 +1,15 @@
 """Price protection, Fotile's practice: a merchant records a price cut on a SKU with a protection
-window; the helpdesk finds who paid more for it within the window, and a supervisor pays each
-of those orders the difference, within their limits, telling the customer where they talk to
-the shop.
+window; the helpdesk finds who paid more for it within the window, and anyone who may give
+price-protection compensation pays each of those orders the difference, within their limits,
+telling the customer where they talk to the shop.
 
 What an order is owed is worked out from what was paid on it, line by line:
 (paid unit price - new unit price) x quantity, rounded to the currency. Every payment goes
 through ``escalation.services.grant_remedy``, so a batch can never pass a limit, and is written
 with a ``PriceDropCompensation`` row in the same transaction, so an order is never paid twice
-for one cut.
+for one cut. The orders of a batch past the person's limits go together to a supervisor as one
+approval request (``ApprovalRequest`` with ``price_drop`` and ``batch_orders``, no ticket);
+approving it pays them with ``pay_batch`` in the supervisor's name.
 """
 
 from __future__ import annotations
@@ -19,14 +21,23 @@ from decimal import Decimal
 from enum import StrEnum
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
-from escalation.limits import LimitExceeded
-from escalation.models import PriceDrop, PriceDropCompensation, Remedy, RemedyKind
+from escalation import approvals
+from escalation.limits import LimitExceeded, amount_text, limit_for
+from escalation.models import (
+    ApprovalRequest,
+    PriceDrop,
+    PriceDropCompensation,
+    Remedy,
+    RemedyKind,
+    RemedyLimit,
+)
 from escalation.services import grant_remedy
-from helpdesk.errors import BadInput, HelpdeskError
+from helpdesk.errors import BadInput, HelpdeskError, PermissionDenied
 from helpdesk.money import checked_amount, checked_currency, format_money, rounded
 from helpdesk.permissions import ActingAgent, Capability, require
 from helpdesk.tenancy import require_tenant
@@ -43,6 +54,39 @@ CALLED_OFF = (Order.Status.CANCELLED, Order.Status.REFUNDED)
 CLOSED_TICKET = (Ticket.Status.SOLVED, Ticket.Status.CLOSED)
 # A ticket opened for the compensation says so in the ticket list.
 REASON_CODE = "price_protection"
+# Limits no approval lifts: nobody may pay back more than was paid on the order.
+HARD_LIMITS = frozenset({"order_refundable"})
+
+
+# --- who may compensate -------------------------------------------------------------------------
+
+
+def may_compensate(acting_agent: ActingAgent, *, currency: str = "") -> bool:
+    """Whether the person may pay price-protection compensation: supervisors and up always
+    (within their limits), others when a price-protection limit is set for them or their role,
+    in ``currency`` (in any currency when empty)."""
+    if acting_agent.can(Capability.SUPERVISE):
+        return True
+    if acting_agent.membership is None or not acting_agent.can(Capability.WORK_TICKETS):
+        return False
+    if currency:
+        return (
+            limit_for(acting_agent, kind=RemedyKind.PRICE_PROTECTION, currency=currency) is not None
+        )
+    return (
+        RemedyLimit.objects.filter(kind=RemedyKind.PRICE_PROTECTION)
+        .filter(Q(user=acting_agent.user) | Q(user__isnull=True, role=acting_agent.role))
+        .exists()
+    )
+
+
+def require_compensator(acting_agent: ActingAgent, *, currency: str = "") -> None:
+    """Refuse (403, nothing written) unless ``may_compensate``."""
+    require(acting_agent, Capability.WORK_TICKETS)
+    if not may_compensate(acting_agent, currency=currency):
+        raise PermissionDenied(
+            _("Only supervisors and people with a price-protection limit compensate price cuts")
+        )
 
 
 # --- recording a price cut ---------------------------------------------------------------------
@@ -246,12 +290,14 @@ class Outcome(StrEnum):
     GRANTED = "granted"
     REFUSED = "refused"
     ALREADY_COMPENSATED = "already_compensated"
+    SENT_FOR_APPROVAL = "sent_for_approval"
 
 
 @dataclass
 class CompensationResult:
     """What became of one order in a batch: granted (and whether the customer was told),
-    refused with the reason, or already compensated before."""
+    refused with the reason, sent to a supervisor for approval (``amount`` is what it is
+    owed), or already compensated before."""
 
     order: Order
     outcome: Outcome
@@ -262,6 +308,9 @@ class CompensationResult:
     # Set when the grant stands but no reply could be sent (no channel to reply on).
     notice_error: str = ""
     notice: Message | None = None
+    # The limit that stopped the grant when an approval could lift it.
+    refused_at_limit: LimitExceeded | None = None
+    approval_request: ApprovalRequest | None = None
 
     @property
     def granted(self) -> bool:
@@ -272,6 +321,11 @@ class CompensationResult:
         number = self.order.number
         if self.outcome == Outcome.ALREADY_COMPENSATED:
             return _("Order %(order)s: already compensated for this price cut.") % {"order": number}
+        if self.outcome == Outcome.SENT_FOR_APPROVAL:
+            return _(
+                "Order %(order)s: %(amount)s is above your limits: sent to a supervisor for "
+                "approval."
+            ) % {"order": number, "amount": format_money(self.amount, self.order.currency)}
         if self.outcome == Outcome.REFUSED:
             return _("Order %(order)s: not compensated: %(reason)s") % {
                 "order": number,
@@ -296,14 +350,18 @@ class CompensationResult:
 def compensate(
     *, acting_agent: ActingAgent, price_drop: PriceDrop, orders: Iterable[Order]
 ) -> list[CompensationResult]:
-    """Pay each order what it is owed for ``price_drop`` (supervisors and up, within their
-    limits), one order at a time, and tell each customer on the channel they use.
+    """Pay each order what it is owed for ``price_drop`` within the person's limits, one order
+    at a time, and tell each customer on the channel they use (supervisors, and anyone with a
+    price-protection limit in the cut's currency).
 
-    An order past a limit is refused with the limit's reason and the rest go on; an order
-    compensated before (or by someone else a moment ago) is reported as such and never paid
-    twice. A grant stands even when the customer cannot be told; the result says why.
+    The orders past one of the person's limits go together to a supervisor as one approval
+    request; while one waits for the cut, they are not asked for twice. An order refused for
+    another reason (nothing owed, more than is left on the order) is refused with the reason
+    and the rest go on; an order compensated before (or by someone else a moment ago) is
+    reported as such and never paid twice. A grant stands even when the customer cannot be
+    told; the result says why.
     """
-    require(acting_agent, Capability.SUPERVISE)
+    require_compensator(acting_agent, currency=price_drop.currency)
     results: list[CompensationResult] = []
     seen: set[int] = set()
     for order in orders:
@@ -314,12 +372,16 @@ def compensate(
         if result.granted:
             _tell_customer(acting_agent, price_drop, result)
         results.append(result)
+    over_limit = [result for result in results if result.refused_at_limit is not None]
+    if over_limit:
+        _send_for_approval(acting_agent, price_drop, over_limit)
     return results
 
 
 def _compensate_one(
     acting_agent: ActingAgent, price_drop: PriceDrop, order: Order
 ) -> CompensationResult:
+    owed: EligibleOrder | None = None
     try:
         with transaction.atomic():
             # Locked in grant_remedy's order (customer, then order): two supervisors on one
@@ -352,7 +414,14 @@ def _compensate_one(
             )
             PriceDropCompensation.objects.create(price_drop=price_drop, order=order, remedy=remedy)
     except LimitExceeded as exc:
-        return CompensationResult(order=order, outcome=Outcome.REFUSED, reason=exc.message)
+        lifted = exc.extra["limit"] not in HARD_LIMITS and owed is not None
+        return CompensationResult(
+            order=order,
+            outcome=Outcome.REFUSED,
+            amount=owed.difference if lifted else None,
+            reason=exc.message,
+            refused_at_limit=exc if lifted else None,
+        )
     except HelpdeskError as exc:
         return CompensationResult(order=order, outcome=Outcome.REFUSED, reason=exc.message)
     except IntegrityError as exc:
@@ -424,3 +493,107 @@ def _tell_customer(
         )
     except HelpdeskError as exc:
         result.notice_error = exc.message
+
+
+# --- orders past the limits: one approval request per batch -------------------------------------
+
+
+def pending_batch(price_drop: PriceDrop) -> ApprovalRequest | None:
+    """The request waiting for a supervisor to approve the orders of ``price_drop`` someone
+    could not compensate within their limits, if any (at most one waits per cut)."""
+    return (
+        ApprovalRequest.objects.filter(
+            price_drop=price_drop, ticket__isnull=True, state=ApprovalRequest.State.PENDING
+        )
+        .select_related("requested_by")
+        .first()
+    )
+
+
+def _send_for_approval(
+    acting_agent: ActingAgent, price_drop: PriceDrop, over_limit: list[CompensationResult]
+) -> None:
+    """Ask a supervisor, in one request, to approve the orders of ``over_limit`` (refused at a
+    limit an approval lifts). While a request for the cut waits, nothing new is asked: the
+    orders it lists are reported as sent, the others as refused until it is decided."""
+    currency = price_drop.currency
+    with transaction.atomic():
+        # The cut's row serialises batches on it: two runs at once make one request.
+        PriceDrop.objects.select_for_update().filter(pk=price_drop.pk).first()
+        waiting = pending_batch(price_drop)
+        if waiting is not None:
+            listed = {entry["order"] for entry in waiting.batch_orders}
+            for result in over_limit:
+                if result.order.pk in listed:
+                    result.outcome, result.approval_request = Outcome.SENT_FOR_APPROVAL, waiting
+                else:
+                    result.reason = _(
+                        "%(reason)s; the orders of this price cut sent for approval earlier "
+                        "wait for a supervisor: send this one once they are decided"
+                    ) % {"reason": result.reason}
+            return
+        first = over_limit[0].refused_at_limit
+        total = sum((result.amount for result in over_limit), Decimal(0))
+        count = len(over_limit)
+        approval = ApprovalRequest.objects.create(
+            ticket=None,
+            price_drop=price_drop,
+            batch_orders=[
+                {"order": result.order.pk, "amount": amount_text(result.amount, currency)}
+                for result in over_limit
+            ],
+            requested_by=acting_agent.user,
+            kind=RemedyKind.PRICE_PROTECTION,
+            amount=total,
+            currency=currency,
+            note=ngettext(
+                "%(count)s order above your limits", "%(count)s orders above your limits", count
+            )
+            % {"count": count},
+            refusal=first.message,
+            refusal_limit=first.extra["limit"][:40],
+        )
+        audit.record(
+            actor=acting_agent,
+            kind=AuditKind.PRICE_DROP_BATCH_REQUESTED,
+            obj=approval,
+            details={
+                "price_drop": price_drop.pk,
+                "sku": price_drop.sku,
+                "orders": [
+                    {"order": result.order.number, "amount": result.amount} for result in over_limit
+                ],
+                "amount": total,
+                "currency": currency,
+                "limit": first.extra["limit"],
+            },
+        )
+        approvals.announce(approval, "approval.requested")
+    for result in over_limit:
+        result.outcome, result.approval_request = Outcome.SENT_FOR_APPROVAL, approval
+
+
+def batch_entries(approval: ApprovalRequest) -> list[tuple[Order | None, Decimal]]:
+    """The orders of a batch request with what each was owed when it was asked, in its order
+    (None for an order no longer found)."""
+    ids = [entry["order"] for entry in approval.batch_orders]
+    found = Order.objects.select_related("customer").in_bulk(ids)
+    return [
+        (found.get(entry["order"]), Decimal(entry["amount"])) for entry in approval.batch_orders
+    ]
+
+
+def pay_batch(*, acting_agent: ActingAgent, approval: ApprovalRequest) -> list[CompensationResult]:
+    """Compensate the orders of an approved batch request in the supervisor's name, within
+    their limits, telling each customer; an order compensated meanwhile is skipped. Runs inside
+    the decision's transaction (``approvals.decide_approval``), which holds the request."""
+    require(acting_agent, Capability.SUPERVISE)
+    results: list[CompensationResult] = []
+    for order, _asked in batch_entries(approval):
+        if order is None:
+            continue
+        result = _compensate_one(acting_agent, approval.price_drop, order)
+        if result.granted:
+            _tell_customer(acting_agent, approval.price_drop, result)
+        results.append(result)
+    return results

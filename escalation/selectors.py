@@ -238,7 +238,7 @@ DECIDED_SHOWN_DAYS = 7
 
 def _approval_rows() -> QuerySet[ApprovalRequest]:
     return ApprovalRequest.objects.select_related(
-        "ticket", "ticket__customer", "requested_by", "decided_by", "order", "remedy"
+        "ticket", "ticket__customer", "requested_by", "decided_by", "order", "remedy", "price_drop"
     )
 
 

@@ -1,12 +1,18 @@
-"""Celery tasks of remedies. Each takes the tenant id first."""
+"""Celery tasks of remedies and escalation alerts. Each takes the tenant id first, except the
+beat sweep, which visits every active merchant."""
 
 from __future__ import annotations
+
+import logging
 
 from celery import shared_task
 
 from escalation import execution
 from helpdesk import tenancy
+from helpdesk.models import Tenant
 from helpdesk.tasks import WEBHOOK_TRIES, webhook_backoff
+
+logger = logging.getLogger(__name__)
 
 MAX_RETRIES = WEBHOOK_TRIES - 1
 
@@ -31,3 +37,30 @@ def execute_remedy(  # type: ignore[no-untyped-def]
         raise self.retry(
             exc=deferred.failure, countdown=retry_in, kwargs={"after_attempt": deferred.attempt}
         ) from deferred
+
+
+@shared_task(base=tenancy.TenantTask, acks_late=True)
+def check_escalation_rate(tenant_id: int) -> int | None:
+    """Alert supervisors when the merchant's 7-day escalation rate crosses its threshold (once
+    per crossing) and clear the alert when it falls back; the alert's id, or None."""
+    from escalation import alerts
+
+    alert = alerts.check_escalation_rate()
+    return alert.pk if alert is not None else None
+
+
+@shared_task
+def sweep_alerts() -> int:
+    """Celery beat: every active merchant's escalation rate and defect rates are checked, so an
+    alert is raised (or cleared) even when no escalation happens to trigger a check."""
+    from escalation import alerts
+
+    raised = 0
+    for tenant in Tenant.objects.filter(is_active=True).order_by("pk"):
+        try:
+            with tenancy.activate(tenant):
+                raised += alerts.check_escalation_rate() is not None
+                raised += len(alerts.check_defect_rates())
+        except Exception:  # one merchant's failure must not stop the sweep for the others
+            logger.exception("alert sweep failed for tenant %s", tenant.pk)
+    return raised

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from escalation import approval_views, views
+from escalation import approval_views, escalation_views, views
 
 app_name = "escalation"
 
@@ -14,4 +14,6 @@ urlpatterns = [
     path("<int:number>/remedies/", views.grant, name="grant"),
     path("<int:number>/remedies/<int:pk>/retry/", views.retry, name="retry"),
     path("<int:number>/remedies/<int:pk>/executed/", views.mark_executed, name="mark_executed"),
+    path("<int:number>/escalate/", escalation_views.escalate, name="escalate"),
+    path("escalations/<int:pk>/resolve/", escalation_views.resolve, name="resolve_escalation"),
 ]

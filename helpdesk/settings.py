@@ -194,7 +194,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tickets.tasks.sweep_routing",
         "schedule": env_int("HELPDESK_ROUTING_SWEEP_SECONDS", 15),
     },
+    # Escalation-rate and defect-rate alerts of every merchant (escalation/tasks.py).
+    "sweep-alerts": {
+        "task": "escalation.tasks.sweep_alerts",
+        "schedule": env_int("HELPDESK_ALERT_SWEEP_SECONDS", 300),
+    },
 }
+# Where people reach the helpdesk: links in emails sent outside a request (supervisor alerts).
+HELPDESK_PUBLIC_URL = env_str("HELPDESK_PUBLIC_URL", "http://localhost:8000")
+# How long the supervisor dashboard keeps its 30-day sections (agents, root causes, defect
+# rates) per merchant before counting them again; 0 counts them on every view.
+HELPDESK_DASHBOARD_CACHE_SECONDS = env_int("HELPDESK_DASHBOARD_CACHE_SECONDS", 60)
 # An agent whose browser stops sending heartbeats is away after this long, offline after that.
 HELPDESK_PRESENCE_AWAY_SECONDS = env_int("HELPDESK_PRESENCE_AWAY_SECONDS", 60)
 HELPDESK_PRESENCE_OFFLINE_SECONDS = env_int("HELPDESK_PRESENCE_OFFLINE_SECONDS", 300)

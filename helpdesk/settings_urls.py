@@ -1,14 +1,15 @@
 """The merchant's settings area under /settings/: channels, groups, members, remedy limits,
-audit log."""
+reason codes, escalation, audit log."""
 
 from __future__ import annotations
 
 from django.urls import path
 
 from channels_in import views_settings as channel_views
+from escalation import policy_views
 from escalation import settings_views as empowerment_views
 from helpdesk import views_settings
-from tickets import service_level_views
+from tickets import reason_views, service_level_views
 from tickets import views_settings as group_views
 
 app_name = "settings"
@@ -81,4 +82,7 @@ urlpatterns = [
         empowerment_views.empowerment_limit_remove,
         name="empowerment_limit_remove",
     ),
+    path("reason-codes/", reason_views.reason_code_list, name="reason_codes"),
+    path("reason-codes/<int:pk>/", reason_views.reason_code_edit, name="reason_code"),
+    path("escalation/", policy_views.escalation_settings, name="escalation"),
 ]

@@ -25,6 +25,7 @@ urlpatterns = [
     path("tickets/", include("tickets.urls")),
     path("tickets/", include("escalation.urls")),
     path("inbound/", include("channels_in.urls")),
+    path("supervisor/", include("escalation.supervisor_urls")),
     path("escalation/price-drops/", price_drop_views.price_drop_list, name="price_drops"),
     path("escalation/price-drops/<int:pk>/", price_drop_views.price_drop_detail, name="price_drop"),
     path("settings/", include("helpdesk.settings_urls")),

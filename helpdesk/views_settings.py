@@ -30,6 +30,8 @@ SECTIONS = [
     ("settings:service_levels", gettext_lazy("Service levels"), Capability.MANAGE_GROUPS),
     ("settings:members", gettext_lazy("Members"), Capability.MANAGE_MEMBERS),
     ("settings:empowerment", gettext_lazy("Remedy limits"), Capability.MANAGE_EMPOWERMENT),
+    ("settings:reason_codes", gettext_lazy("Reason codes"), Capability.MANAGE_EMPOWERMENT),
+    ("settings:escalation", gettext_lazy("Escalation"), Capability.MANAGE_EMPOWERMENT),
     ("webhooks", gettext_lazy("Webhook deliveries"), Capability.MANAGE_CHANNELS),
     ("settings:audit", gettext_lazy("Audit log"), Capability.READ_AUDIT_LOG),
     # The API keys page lives beside this area (helpdesk/api_key_views.py).

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from escalation import api as escalation_api
+from escalation import metrics_api
 from tickets import api
 
 urlpatterns = [
@@ -23,5 +24,23 @@ urlpatterns = [
         "approvals/<int:pk>/decision/",
         escalation_api.ApprovalDecisionApi.as_view(),
         name="api-approval-decision",
+    ),
+    # The supervisor's figures and the escalation queue (escalation/metrics_api.py).
+    path("escalations/", metrics_api.EscalationListApi.as_view(), name="api-escalations"),
+    path(
+        "metrics/escalation-rate/",
+        metrics_api.EscalationRateApi.as_view(),
+        name="api-metrics-escalation-rate",
+    ),
+    path("metrics/agents/", metrics_api.AgentMetricsApi.as_view(), name="api-metrics-agents"),
+    path(
+        "metrics/remedy-spend/",
+        metrics_api.RemedySpendApi.as_view(),
+        name="api-metrics-remedy-spend",
+    ),
+    path(
+        "metrics/root-causes/",
+        metrics_api.RootCausesApi.as_view(),
+        name="api-metrics-root-causes",
     ),
 ]

@@ -112,6 +112,16 @@ class AuditKind(models.TextChoices):
     API_KEY_REVOKED = "api_key.revoked", _("API key revoked")
     SUPPORT_ACCESS_STARTED = "support.access_started", _("Platform support access started")
     WEBHOOK_RESENT = "webhook.resent", _("Webhook resent")
+    TICKET_REASON_CHANGED = "ticket.reason_changed", _("Ticket reason code changed")
+    REASON_CODE_SAVED = "reason_code.saved", _("Reason code saved")
+    ESCALATION_RAISED = "escalation.raised", _("Ticket escalated")
+    ESCALATION_RESOLVED = "escalation.resolved", _("Escalation resolved")
+    ESCALATION_POLICY_CHANGED = "escalation.policy_changed", _("Escalation settings changed")
+    SUPERVISOR_ALERT_RAISED = "alert.raised", _("Supervisor alert raised")
+    PRICE_DROP_BATCH_REQUESTED = (
+        "price_drop.batch_requested",
+        _("Approval of a price-protection batch requested"),
+    )
 
 
 # --- who acted ---------------------------------------------------------------------------------
@@ -304,6 +314,29 @@ FIELD_LABELS: dict[str, Any] = {
     "due_at": _("Due"),
     "presence": _("Presence"),
     "waited_seconds": _("Waited"),
+    "reason_code": _("Reason"),
+    "code": _("Code"),
+    "label": _("Label"),
+    "is_complaint": _("Complaint"),
+    "active": _("Offered"),
+    "position": _("Position"),
+    "trigger": _("Trigger"),
+    "resolution": _("Resolution"),
+    "threshold_percent": _("Escalation threshold (%)"),
+    "min_complaints": _("Fewest complaints before alerting"),
+    "on_over_limit": _("Escalate remedies above a limit"),
+    "on_customer_request": _("Escalate when the customer asks for a supervisor"),
+    "supervisor_phrases": _("Phrases asking for a supervisor"),
+    "on_manual": _("Agents may escalate by hand"),
+    "on_first_response_breach": _("Escalate a missed first-response target"),
+    "on_resolution_breach": _("Escalate a missed resolution target"),
+    "on_repeat_contact": _("Escalate repeated contact"),
+    "repeat_contacts": _("Contacts that count as repeated"),
+    "repeat_days": _("Within days"),
+    "monthly_budget_amount": _("Monthly remedy budget"),
+    "budget_currency": _("Budget currency"),
+    "defect_rate_percent": _("Defect-rate alert (%)"),
+    "defect_min_orders": _("Fewest orders for a defect rate"),
 }
 
 # How routing chose (``rule`` in a routing event's details), in the reader's words.

@@ -28,16 +28,26 @@ MEMBERSHIP_RECHECK_SECONDS = 60
 HEARTBEAT_MIN_SECONDS = 10
 
 
+# Events only people who may supervise hear: an alert names figures and agents.
+SUPERVISOR_EVENT_PREFIX = "supervisor."
+SUPERVISOR_EVENTS = frozenset({"alert.raised"})
+
+
+def is_for_supervisors(event: str) -> bool:
+    return event.startswith(SUPERVISOR_EVENT_PREFIX) or event in SUPERVISOR_EVENTS
+
+
 @dataclass(frozen=True)
 class Reach:
     """Which events a socket passes on: tickets by the same rule as the pages
     (helpdesk.permissions.can_work_ticket), agents' presence to supervisors and to the agent
-    themselves; held in memory between membership rechecks."""
+    themselves, supervisors' events (alerts, the dashboard's) to supervisors only; held in
+    memory between membership rechecks."""
 
     user_id: int
     every_group: bool
     group_ids: frozenset[int]
-    sees_presence: bool = False
+    supervises: bool = False
 
     def allows(self, reach: dict[str, Any] | None) -> bool:
         if reach is None or self.every_group:
@@ -47,7 +57,9 @@ class Reach:
 
     def hears(self, message: dict[str, Any]) -> bool:
         if message.get("event") == presence.PRESENCE_EVENT:
-            return self.sees_presence or message["payload"].get("user") == self.user_id
+            return self.supervises or message["payload"].get("user") == self.user_id
+        if is_for_supervisors(message.get("event", "")):
+            return self.supervises
         return self.allows(message.get("reach"))
 
 
@@ -74,7 +86,7 @@ def tenant_of_socket(scope: dict[str, Any]) -> tuple[Tenant, Reach] | None:
                 user_id=user.pk,
                 every_group=permissions.works_every_group(acting),
                 group_ids=group_ids,
-                sees_presence=acting.can(permissions.Capability.SUPERVISE),
+                supervises=acting.can(permissions.Capability.SUPERVISE),
             )
     except PermissionDenied:
         return None

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import django.dispatch
 import phonenumbers
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -749,17 +750,23 @@ def record_customer_message(
         {"ticket": ticket.number, "direction": "inbound", "subject": ticket.subject},
         ticket=ticket,
     )
-    after_customer_wrote(ticket, new_ticket=new_ticket)
+    after_customer_wrote(ticket, message=message, new_ticket=new_ticket)
     return Filed(message=message, ticket=ticket, new_ticket=new_ticket)
 
 
-def after_customer_wrote(ticket: Ticket, *, new_ticket: bool) -> None:
+# Sent once a customer's message is filed, inside its transaction, with ``ticket``, ``message``
+# and ``new_ticket``: escalation triggers listen. Receivers do their work after commit.
+customer_wrote = django.dispatch.Signal()
+
+
+def after_customer_wrote(ticket: Ticket, *, message: Message, new_ticket: bool) -> None:
     """Once the message is filed: a new ticket is offered to an agent (a reopened one already
-    was, by its change of status), and a customer who wrote while the group is closed is told
-    when it opens (both after commit)."""
+    was, by its change of status), a customer who wrote while the group is closed is told
+    when it opens (both after commit), and ``customer_wrote`` is sent."""
     from tickets import business_hours, tasks
 
     tenant_id = require_tenant().pk
+    customer_wrote.send(sender=Ticket, ticket=ticket, message=message, new_ticket=new_ticket)
     if new_ticket and ticket.group_id is not None:
         tasks.offer_ticket.delay_on_commit(tenant_id, ticket.pk)
     group = ticket.group

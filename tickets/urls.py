@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tickets import presence_views, views, views_queues
+from tickets import presence_views, reason_views, views, views_queues
 
 app_name = "tickets"
 
@@ -12,6 +12,7 @@ urlpatterns = [
     path("<int:number>/", views.ticket_detail, name="detail"),
     path("<int:number>/status/", views.ticket_status, name="status"),
     path("<int:number>/priority/", views.ticket_priority, name="priority"),
+    path("<int:number>/reason/", reason_views.ticket_reason, name="reason"),
     path("<int:number>/note/", views.ticket_note, name="note"),
     path("<int:number>/reply/", views.ticket_reply, name="reply"),
     path("<int:number>/messages/<int:pk>/resend/", views.message_resend, name="resend"),

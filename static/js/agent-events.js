@@ -1,4 +1,5 @@
-// Live updates for agents: a pushed event is a hint to reload, never the data itself.
+// Live updates for agents: a pushed event is a hint to reload, never the data itself. Each one is
+// also dispatched on the document as a "helpdesk:event" (detail: {event, payload}).
 // The open socket also carries the agent's heartbeat, which keeps their presence (online, away,
 // offline) live; the header's presence switch shows what the server last said.
 (function () {
@@ -39,11 +40,18 @@
     };
     socket.onmessage = (event) => {
       const data = JSON.parse(event.data);
+      // Every event goes to the page's own listeners (live-sections.js, dashboard.js); one that
+      // refreshes the part of the page it is about cancels it, and no reload is suggested.
+      const heard = new CustomEvent("helpdesk:event", {
+        detail: { event: data.event, payload: data.payload || {} },
+        cancelable: true,
+      });
+      const unhandled = document.dispatchEvent(heard);
       if (data.event === PRESENCE_EVENT) {
         showPresence(data.payload || {});
         return;
       }
-      if (!notice) return;
+      if (!notice || !unhandled) return;
       const ticket = data.payload && data.payload.ticket;
       const subject = (data.payload && data.payload.subject) || "";
       notice.textContent = ticket ? `#${ticket} ${subject} · ${notice.dataset.label}` : data.event;

@@ -38,11 +38,17 @@ KNOWN_CUSTOMER_REPLY_BUDGET = 12
 
 @pytest.fixture(autouse=True)
 def offers_counted_elsewhere(monkeypatch) -> list[tuple]:
-    """The after-commit offer of a new ticket is recorded, not run inline by eager Celery."""
+    """The after-commit offer of a new ticket, and the escalation triggers' look at the
+    message (tests/escalation/test_triggers.py holds its budget), are recorded, not run inline
+    by eager Celery."""
+    from escalation import trigger_tasks
     from tickets import tasks
 
     offered: list[tuple] = []
     monkeypatch.setattr(tasks.offer_ticket, "delay_on_commit", lambda *args: offered.append(args))
+    monkeypatch.setattr(
+        trigger_tasks.inbound_triggers, "delay_on_commit", lambda *args: offered.append(args)
+    )
     return offered
 
 

@@ -10,16 +10,26 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+from escalation import escalations
 from escalation.approvals import decide_approval
 from escalation.limits import LimitExceeded
-from escalation.models import ApprovalRequest, Remedy, RemedyKind, RemedyLimit
+from escalation.models import (
+    ApprovalRequest,
+    Escalation,
+    EscalationPolicy,
+    Remedy,
+    RemedyKind,
+    RemedyLimit,
+    Trigger,
+)
 from helpdesk import realtime, tenancy
 from helpdesk.errors import InvalidTransition, PermissionDenied
 from helpdesk.models import ApiScope, Role
 from tests.conftest import _member, acting, login
 from tests.escalation.test_concurrency import in_threads
 from tests.escalation.test_remedy_api import key_client
-from tickets.models import AuditEvent, Order
+from tickets.audit import AuditKind
+from tickets.models import AuditEvent, Order, Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -97,6 +107,11 @@ def remedies_of(tenant) -> list[Remedy]:
         return list(Remedy.objects.order_by("pk"))
 
 
+def escalations_of(tenant) -> list[Escalation]:
+    with tenancy.activate(tenant):
+        return list(Escalation.objects.select_related("resolved_by").order_by("pk"))
+
+
 def refunded(tenant) -> Decimal:
     with tenancy.activate(tenant):
         return Order.objects.get().refunded_amount
@@ -135,6 +150,64 @@ def test_a_grant_past_the_agents_limit_is_sent_for_approval_and_gives_nothing_ye
     )
     assert remedies_of(tenant_acme) == []
     assert refunded(tenant_acme) == 0
+
+
+def test_a_grant_past_the_limit_escalates_the_ticket_once_with_the_request(
+    tenant_acme, agent_li, acme_ticket, limits
+):
+    approval = ask(agent_li, acme_ticket)
+    grant(login(agent_li), acme_ticket, kind="refund", amount="150", note="再问一次")
+    assert len(requests_of(tenant_acme)) == 1
+    (escalation,) = escalations_of(tenant_acme)
+    assert (escalation.trigger, escalation.state, escalation.ticket_id) == (
+        Trigger.OVER_LIMIT,
+        Escalation.State.OPEN,
+        acme_ticket.pk,
+    )
+    assert (escalation.approval_request_id, escalation.raised_by) == (approval.pk, agent_li)
+    # The reason is the refusal the agent saw.
+    assert escalation.reason == approval.refusal
+    assert "the most you may give in one grant" in escalation.reason
+    with tenancy.activate(tenant_acme):
+        assert Ticket.objects.get(pk=acme_ticket.pk).escalated_at is not None
+        raised = AuditEvent.objects.filter(action=AuditKind.ESCALATION_RAISED)
+        assert raised.count() == 1
+
+
+def test_a_merchant_who_switched_the_trigger_off_gets_the_request_but_no_escalation(
+    tenant_acme, agent_li, acme_ticket, limits
+):
+    with tenancy.activate(tenant_acme):
+        EscalationPolicy.objects.filter(pk=escalations.policy().pk).update(on_over_limit=False)
+    ask(agent_li, acme_ticket)
+    assert escalations_of(tenant_acme) == []
+    with tenancy.activate(tenant_acme):
+        assert Ticket.objects.get(pk=acme_ticket.pk).escalated_at is None
+
+
+@pytest.mark.parametrize(
+    ("decision", "fields", "granted"),
+    [
+        ("approve", {}, Decimal("150")),
+        ("counter", {"amount": "120", "reason": "只退漏油部件的钱"}, Decimal("120")),
+        ("deny", {"reason": "已经补发配件"}, None),
+    ],
+)
+def test_deciding_the_request_resolves_the_escalation_it_raised(
+    tenant_acme, agent_li, supervisor_wang, acme_ticket, limits, decision, fields, granted
+):
+    approval = ask(agent_li, acme_ticket)
+    decide(login(supervisor_wang), approval.pk, decision=decision, **fields)
+    remedies = remedies_of(tenant_acme)
+    assert [remedy.amount for remedy in remedies] == ([granted] if granted else [])
+    (escalation,) = escalations_of(tenant_acme)
+    assert (escalation.state, escalation.resolved_by) == (
+        Escalation.State.RESOLVED,
+        supervisor_wang,
+    )
+    assert str(requests_of(tenant_acme)[0].get_state_display()) in escalation.resolution
+    if "reason" in fields:
+        assert fields["reason"] in escalation.resolution
 
 
 def test_a_supervisor_approves_and_the_remedy_is_granted_like_any_grant(
@@ -286,6 +359,8 @@ def test_the_supervisors_own_limits_still_apply(
     assert refunded(tenant_acme) == 0
     (approval,) = requests_of(tenant_acme)
     assert (approval.state, approval.decided_by) == (Asked.PENDING, None)
+    # Nothing was decided: the ticket stays escalated.
+    assert [e.state for e in escalations_of(tenant_acme)] == [Escalation.State.OPEN]
     with tenancy.activate(tenant_acme), pytest.raises(LimitExceeded):
         decide_approval(
             acting_agent=acting(supervisor_wang),
@@ -354,7 +429,9 @@ def test_the_api_sends_a_grant_past_the_limit_for_approval_and_supervisors_decid
         "漏油",
     )
     assert asked["refusal_limit"] == "per_grant" and asked["granted_amount"] is None
+    assert (asked["price_drop"], asked["batch_orders"]) == (None, None)
     assert remedies_of(tenant_acme) == []
+    assert [e.approval_request_id for e in escalations_of(tenant_acme)] == [asked["id"]]
     assert agent.get("/api/v1/approvals/?state=pending").status_code == 403
     response = agent.post(
         f"/api/v1/approvals/{asked['id']}/decision/", {"decision": "approve"}, format="json"
@@ -440,3 +517,8 @@ def test_two_supervisors_deciding_at_once_give_one_outcome(
     assert approval.remedy_id == remedy.pk
     assert remedy.amount == approval.granted_amount
     assert refunded(tenant_acme) == remedy.amount
+    (escalation,) = escalations_of(tenant_acme)
+    assert escalation.state == Escalation.State.RESOLVED
+    with tenancy.activate(tenant_acme):
+        resolved = AuditEvent.objects.filter(action=AuditKind.ESCALATION_RESOLVED)
+        assert resolved.count() == 1

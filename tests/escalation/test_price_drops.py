@@ -1,6 +1,7 @@
 """Price protection (Fotile's practice): a supervisor records a price cut, the helpdesk finds who
 paid more within the window, and a batch grant pays each of those orders the difference once,
-within the limits, telling each customer on the channel they use."""
+within the limits, telling each customer on the channel they use. (Orders past the limits sent
+for approval as one request: test_batch_approvals.py.)"""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from django.db import connection, connections
 from django.utils import timezone, translation
 
 from escalation.limits import LimitExceeded
-from escalation.models import PriceDrop, PriceDropCompensation, Remedy, RemedyKind, RemedyLimit
+from escalation.models import (
+    ApprovalRequest,
+    PriceDrop,
+    PriceDropCompensation,
+    Remedy,
+    RemedyKind,
+    RemedyLimit,
+)
 from escalation.price_drops import compensate, eligible_orders, record_price_drop
 from helpdesk import tenancy
 from helpdesk.errors import BadInput, PermissionDenied
@@ -203,7 +211,7 @@ def test_a_batch_pays_each_order_once_even_when_run_twice(in_acme, supervisor_wa
 
 
 def test_a_batch_never_passes_the_limits(in_acme, supervisor_wang):
-    # ¥250 a day: two orders owed ¥100 fit, the third does not.
+    # ¥250 a day: two orders owed ¥100 fit, the third goes to another supervisor for approval.
     protection_limit(per_agent_day_max_amount=Decimal("250"))
     orders = [bought(price="3599.00", days_ago=days) for days in (9, 8, 7)]
     cut = cut_to(supervisor_wang, "3499.00")
@@ -218,15 +226,22 @@ def test_a_batch_never_passes_the_limits(in_acme, supervisor_wang):
             kind=RemedyKind.PRICE_PROTECTION,
         ).message
         assert results[2].describe() == (
-            f"Order {orders[2].number}: not compensated: {expected_reason}"
+            f"Order {orders[2].number}: {format_money(Decimal('100'), 'CNY')} is above your "
+            "limits: sent to a supervisor for approval."
         )
     assert outcomes(results) == [
         (orders[0].number, "granted", Decimal("100.00")),
         (orders[1].number, "granted", Decimal("100.00")),
-        (orders[2].number, "refused", None),
+        (orders[2].number, "sent_for_approval", Decimal("100.00")),
     ]
     assert "what you may give in one day" in expected_reason
-    # Nothing written for the refused order: no remedy, no compensation, no ticket.
+    [asked] = ApprovalRequest.objects.all()
+    assert (asked.refusal, asked.refusal_limit, asked.amount) == (
+        expected_reason,
+        "per_agent_day",
+        Decimal("100"),
+    )
+    # Nothing written for the order sent for approval: no remedy, no compensation, no ticket.
     assert Remedy.objects.count() == 2
     assert PriceDropCompensation.objects.count() == 2
     assert Ticket.objects.count() == 2
@@ -244,17 +259,23 @@ def test_an_order_past_what_is_left_on_it_is_refused_with_the_reason(in_acme, su
     assert result.outcome == "refused"
     assert "what was paid on the order and not yet refunded" in result.reason
     assert not Remedy.objects.exists()
+    # No approval lifts it: nothing is sent to a supervisor.
+    assert not ApprovalRequest.objects.exists()
 
 
-def test_without_a_limit_for_the_currency_nothing_is_granted(in_acme, supervisor_wang):
+def test_without_a_limit_for_the_currency_nothing_is_granted_but_sent_for_approval(
+    in_acme, supervisor_wang
+):
     protection_limit(currency="USD")
     order = bought(price="3999.00", days_ago=3)
     cut = cut_to(supervisor_wang, "3499.00")
     with translation.override("en"):
         [result] = compensate(acting_agent=acting(supervisor_wang), price_drop=cut, orders=[order])
-    assert result.outcome == "refused"
-    assert "no limit is set for your role in this currency" in result.reason
+    assert result.outcome == "sent_for_approval"
     assert not Remedy.objects.exists()
+    [asked] = ApprovalRequest.objects.all()
+    assert asked.refusal_limit == "not_empowered"
+    assert "no limit is set for your role in this currency" in asked.refusal
 
 
 def test_yen_amounts_have_no_decimals(in_acme, supervisor_wang):
@@ -439,7 +460,9 @@ def test_a_cut_may_be_dated_in_the_merchants_time(tenant_acme, supervisor_wang):
     assert abs(cut.cut_at - when) < timedelta(minutes=1)
 
 
-def test_agents_are_refused_the_pages_until_approvals_exist(tenant_acme, agent_li, supervisor_wang):
+def test_agents_without_a_price_protection_limit_are_refused_the_pages(
+    tenant_acme, agent_li, supervisor_wang
+):
     with tenancy.activate(tenant_acme):
         protection_limit()
         order = bought(price="3999.00", days_ago=10)

@@ -32,10 +32,13 @@ def build_one_of_everything(tenant) -> dict[str, object]:
     from escalation.models import (
         ApprovalRequest,
         EmpowermentPolicy,
+        Escalation,
+        EscalationPolicy,
         PriceDrop,
         PriceDropCompensation,
         Remedy,
         RemedyLimit,
+        SupervisorAlert,
     )
     from helpdesk.models import WebhookDelivery
     from tickets.models import (
@@ -47,6 +50,7 @@ def build_one_of_everything(tenant) -> dict[str, object]:
         GroupHoliday,
         GroupMember,
         Message,
+        ReasonCode,
         Tag,
         Ticket,
         TicketTag,
@@ -129,7 +133,7 @@ def build_one_of_everything(tenant) -> dict[str, object]:
             created_by=agent,
         )
         PriceDropCompensation.objects.create(price_drop=price_drop, order=order, remedy=remedy)
-        ApprovalRequest.objects.create(
+        approval = ApprovalRequest.objects.create(
             ticket=ticket,
             requested_by=agent,
             kind="refund",
@@ -137,7 +141,14 @@ def build_one_of_everything(tenant) -> dict[str, object]:
             currency="CNY",
             order=order,
             remedy=remedy,
+            price_drop=price_drop,
         )
+        EscalationPolicy.objects.create()
+        Escalation.objects.create(
+            ticket=ticket, trigger="over_limit", group=group, approval_request=approval
+        )
+        SupervisorAlert.objects.create(kind="escalation_rate", title="Rate above target")
+        ReasonCode.objects.create(code="damaged", label="Damaged", is_complaint=True)
         RawInbound.objects.create(
             account=account,
             external_id="<1@x>",

@@ -72,13 +72,15 @@ def frozen_now(monkeypatch):
 
 @pytest.fixture
 def announced(monkeypatch) -> list[tuple[int, str, dict]]:
-    """What the sweep pushed to agents' browsers."""
+    """What the sweep pushed to agents' browsers about tickets (the escalations a missed
+    target raises are tests/escalation/test_triggers.py's)."""
     pushed: list[tuple[int, str, dict]] = []
-    monkeypatch.setattr(
-        realtime,
-        "publish_after_commit",
-        lambda tenant_id, event, payload, ticket=None: pushed.append((tenant_id, event, payload)),
-    )
+
+    def publish(tenant_id: int, event: str, payload: dict, ticket: object = None) -> None:
+        if not event.startswith("escalation."):
+            pushed.append((tenant_id, event, payload))
+
+    monkeypatch.setattr(realtime, "publish_after_commit", publish)
     return pushed
 
 

@@ -16,6 +16,7 @@ from helpdesk.money import AMOUNT_DIGITS, AMOUNT_PLACES
 from helpdesk.tenancy import TenantOwned, require_tenant
 
 # Groups, presence, business hours and service targets: what routing reads (re-exported here).
+from tickets.models.reasons import ReasonCode as ReasonCode
 from tickets.models.routing import AgentPresence as AgentPresence
 from tickets.models.routing import Group
 from tickets.models.routing import GroupHoliday as GroupHoliday
@@ -137,6 +138,8 @@ class Order(TenantOwned):
 
     class Meta:
         ordering = ["-placed_at"]
+        # Defect rates count the orders placed in a window (escalation.metrics).
+        indexes = [models.Index(fields=["tenant", "placed_at"], name="order_placed_idx")]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "number"], name="order_unique_number"),
             models.CheckConstraint(
@@ -254,6 +257,9 @@ class Ticket(TenantOwned):
     resolution_breached_at = models.DateTimeField(null=True, blank=True)
     # The last time the customer was told the group is closed and when it opens again.
     out_of_hours_notice_at = models.DateTimeField(null=True, blank=True)
+    # When the ticket was first escalated to a supervisor (escalation.escalations): what the
+    # escalation rate counts.
+    escalated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-updated_at"]
@@ -267,6 +273,8 @@ class Ticket(TenantOwned):
             ),
             # An agent's load (open tickets assigned to them) and a group's queue.
             models.Index(fields=["tenant", "assignee", "status"], name="ticket_load_idx"),
+            # The supervisor dashboard's windows: tickets by when they were opened.
+            models.Index(fields=["tenant", "created_at"], name="ticket_created_idx"),
             models.Index(
                 fields=["tenant", "group", "queued_at"],
                 condition=Q(queued_at__isnull=False),

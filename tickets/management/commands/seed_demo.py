@@ -15,12 +15,14 @@ from django.utils import timezone
 
 from channels_in.models import ChannelAccount, Mailbox
 from escalation import policies
-from escalation.models import RemedyKind, RemedyLimit
+from escalation.models import EscalationPolicy, RemedyKind, RemedyLimit
+from escalation.policy_settings import update_escalation_policy
 from helpdesk import tenancy
 from helpdesk.models import Membership, Role, Tenant
 from helpdesk.permissions import SYSTEM, acting_agent_for
-from tickets import services
+from tickets import reasons, services
 from tickets.assignment import route_new_ticket
+from tickets.management.demo_history import HISTORY, HistorySeeder
 from tickets.models import (
     Channel,
     Group,
@@ -30,6 +32,7 @@ from tickets.models import (
     Message,
     Order,
     OrderLine,
+    ReasonCode,
     RoutingStrategy,
     ServiceTarget,
     Ticket,
@@ -70,6 +73,26 @@ GLOBEX_LIMITS = [
     (Role.SUPERVISOR, R.REFUND, "200", "100", "1500", "400"),
     (Role.SUPERVISOR, R.FREE_ORDER, "40", None, "200", "80"),
     (Role.OWNER, R.REFUND, None, None, None, None),
+]
+
+# Why customers write, in the merchant's order: (code, label, a complaint?). Complaint tickets
+# are what the escalation rate counts.
+ACME_REASONS = [
+    ("damaged", "Arrived damaged 到货破损", True),
+    ("wrong_item", "Wrong item sent 发错货", True),
+    ("late_delivery", "Late delivery 物流延迟", True),
+    ("not_as_described", "Not as described 与描述不符", True),
+    ("opened_as_new", "Used sold as new 二手当新品", True),
+    ("defective", "Stopped working 使用故障", True),
+    ("price_protection", "Price protection 价保", False),
+    ("pre_sales", "Pre-sales question 售前咨询", False),
+    ("invoice", "Invoice 发票", False),
+]
+GLOBEX_REASONS = [
+    ("damaged", "Arrived damaged", True),
+    ("defective", "Defective", True),
+    ("late_delivery", "Late delivery", True),
+    ("pre_sales", "Pre-sales question", False),
 ]
 
 MERCHANTS: list[dict[str, Any]] = [
@@ -114,6 +137,9 @@ MERCHANTS: list[dict[str, Any]] = [
             "low": (480, 2880),
         },
         "limits": ACME_LIMITS,
+        "reasons": ACME_REASONS,
+        # The monthly remedy budget the supervisor dashboard compares spending with.
+        "budget": ("20000", "CNY"),
         "customers": [
             ("李伟", "li.wei@example.cn", "+8613800138000", None),
             ("王芳", "wangfang@example.cn", None, "oWx_demo_openid_wangfang"),
@@ -137,30 +163,35 @@ MERCHANTS: list[dict[str, Any]] = [
                 Channel.EMAIL,
                 Ticket.Status.NEW,
                 "我家的吸油烟机安装后噪音很大，订单号 {order}，请尽快处理。",
+                "not_as_described",
             ),
             (
                 "Where is my order {order}?",
                 Channel.EMAIL,
                 Ticket.Status.OPEN,
                 "Hi, my order {order} still shows as shipped after 9 days. Can you check the tracking?",
+                "late_delivery",
             ),
             (
                 "燃气灶点不着火",
                 Channel.WECHAT,
                 Ticket.Status.PENDING,
                 "燃气灶右边的火点不着，已经试过换电池。",
+                "defective",
             ),
             (
                 "电水壶漏水，要求退款",
                 Channel.PHONE,
                 Ticket.Status.OPEN,
                 "客户来电：电水壶底部漏水，要求退款。",
+                "defective",
             ),
             (
                 "发票抬头开错了",
                 Channel.CHAT,
                 Ticket.Status.SOLVED,
                 "你好，发票抬头开错了，能重开吗？",
+                "invoice",
             ),
         ],
     },
@@ -193,6 +224,7 @@ MERCHANTS: list[dict[str, Any]] = [
             "low": (480, 4800),
         },
         "limits": GLOBEX_LIMITS,
+        "reasons": GLOBEX_REASONS,
         "customers": [
             ("James Wilson", "james.wilson@example.com", "+12025550143", None),
             ("刘洋", "liu.yang@example.com", None, None),
@@ -207,12 +239,14 @@ MERCHANTS: list[dict[str, Any]] = [
                 Channel.EMAIL,
                 Ticket.Status.OPEN,
                 "The pole of the tent from order {order} snapped on the first night.",
+                "defective",
             ),
             (
                 "帐篷什么时候发货？",
                 Channel.CHAT,
                 Ticket.Status.NEW,
                 "请问订单 {order} 什么时候发货？",
+                "pre_sales",
             ),
         ],
     },
@@ -301,7 +335,9 @@ class Command(BaseCommand):
         with tenancy.activate(tenant):
             self.seed_default_group(spec, agents)
             self.seed_limits(spec)
-            self.seed_tenant_data(tenant, spec, users)
+            self.seed_reasons(spec)
+            self.seed_escalation_policy(spec)
+            self.seed_tenant_data(tenant, spec, users, agents)
         return logins
 
     def seed_default_group(self, spec: dict[str, Any], agents: list[AbstractUser]) -> None:
@@ -342,7 +378,29 @@ class Command(BaseCommand):
                 per_customer_period_max_amount=per_customer,
             )
 
-    def seed_tenant_data(self, tenant: Tenant, spec: dict[str, Any], users: dict) -> None:
+    def seed_reasons(self, spec: dict[str, Any]) -> None:
+        if ReasonCode.objects.exists():  # the merchant keeps its own list
+            return
+        for position, (code, label, complaint) in enumerate(spec["reasons"]):
+            reasons.save_reason_code(
+                acting_agent=SYSTEM,
+                code=code,
+                label=label,
+                is_complaint=complaint,
+                position=position * 10,
+            )
+
+    def seed_escalation_policy(self, spec: dict[str, Any]) -> None:
+        if EscalationPolicy.objects.exists() or "budget" not in spec:  # keep the merchant's own
+            return
+        amount, currency = spec["budget"]
+        update_escalation_policy(
+            acting_agent=SYSTEM, monthly_budget_amount=amount, budget_currency=currency
+        )
+
+    def seed_tenant_data(
+        self, tenant: Tenant, spec: dict[str, Any], users: dict, agents: list[AbstractUser]
+    ) -> None:
         account, _ = ChannelAccount.objects.get_or_create(
             kind=Channel.EMAIL, name="Support mailbox"
         )
@@ -350,7 +408,16 @@ class Command(BaseCommand):
             account=account,
             defaults={"address": f"support@{spec['slug']}.example", "from_name": tenant.name},
         )
-        if Ticket.objects.exists():
+        fresh = not Ticket.objects.exists()
+        if spec["slug"] in HISTORY:
+            # The past 30 days first, so ticket numbers follow time; seeded once.
+            HistorySeeder(
+                tenant=tenant,
+                history=HISTORY[spec["slug"]],
+                agents=agents,
+                supervisor=users[Role.SUPERVISOR],
+            ).seed({group.name: group for group in Group.objects.all()})
+        if not fresh:
             return
         now = timezone.now()
         orders = []
@@ -389,7 +456,7 @@ class Command(BaseCommand):
             )
             orders.append(order)
         agent = users.get(Role.AGENT)
-        for index, (subject, channel, status, body) in enumerate(spec["tickets"]):
+        for index, (subject, channel, status, body, reason) in enumerate(spec["tickets"]):
             order = orders[index % len(orders)]
             ticket = services.open_ticket(
                 acting_agent=SYSTEM,
@@ -397,6 +464,7 @@ class Command(BaseCommand):
                 subject=subject.format(order=order.number),
                 channel=channel,
                 order=order,
+                reason_code=reason,
             )
             route_new_ticket(ticket=ticket)
             Message.objects.create(

@@ -1,0 +1,28 @@
+"""Celery tasks of escalation triggers. Each takes the tenant id first.
+
+Celery's autodiscovery finds only ``tasks.py``: ``EscalationConfig.ready`` imports this module.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from helpdesk import tenancy
+
+
+@shared_task(base=tenancy.TenantTask, acks_late=True)
+def inbound_triggers(tenant_id: int, ticket_id: int, message_id: int) -> list[int]:
+    """Escalate a ticket on a customer's message when the merchant's triggers say so (the
+    customer asks for a supervisor, or keeps coming back about one order); the ids of the
+    escalations raised or found open."""
+    from escalation import escalations
+    from tickets.models import Message, Ticket
+
+    ticket = Ticket.objects.select_related("order").filter(pk=ticket_id).first()
+    message = Message.objects.filter(pk=message_id, ticket_id=ticket_id).first()
+    if ticket is None or message is None:
+        return []  # moved or deleted since: nothing left to judge
+    return [
+        escalation.pk
+        for escalation in escalations.check_customer_message(ticket=ticket, message=message)
+    ]
