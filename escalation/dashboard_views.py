@@ -30,7 +30,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from escalation import alerts, escalations, metrics, selectors
-from escalation.models import ApprovalRequest, Escalation, EscalationPolicy, SupervisorAlert
+from escalation.models import (
+    ApprovalRequest,
+    Escalation,
+    EscalationPolicy,
+    RemedyKind,
+    SupervisorAlert,
+)
 from helpdesk.permissions import Capability, acting_agent_for_request, require
 from helpdesk.tenancy import require_tenant
 from tickets.views import tenant_required
@@ -65,7 +71,17 @@ def alert_cards() -> list[AlertCard]:
         with contextlib.suppress(KeyError, TypeError, ValueError):
             if wording is not None:
                 title, body = wording[0](alert.details), wording[1](alert.details)
-        cards.append(AlertCard(alert=alert, title=title, body=body, details=alert.details))
+        details = alert.details
+        with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+            # Remedy kinds in the reader's language too, not the merchant's of the moment.
+            details = {
+                **details,
+                "what_if": [
+                    {**row, "kind_label": str(RemedyKind(row["kind"]).label)}
+                    for row in details.get("what_if", [])
+                ],
+            }
+        cards.append(AlertCard(alert=alert, title=title, body=body, details=details))
     return cards
 
 

@@ -247,11 +247,26 @@ def resolve_escalation(
 
 def settle_approval_escalation(*, acting_agent: Actor, approval_request: ApprovalRequest) -> None:
     """Resolve the open over-limit escalation raised with ``approval_request`` once a
-    supervisor decided it, the decision as its resolution; nothing when there is none."""
+    supervisor decided it, the decision as its resolution; nothing when there is none. While
+    another request of the ticket waits, the escalation moves on to that one instead."""
     open_one = Escalation.objects.filter(
         approval_request=approval_request, trigger=Trigger.OVER_LIMIT, state=State.OPEN
     ).first()
     if open_one is None:
+        return
+    # Another request on the ticket still waits (a second remedy kind asked while this one
+    # waited found the escalation open): the escalation waits for that one.
+    waiting = (
+        ApprovalRequest.objects.filter(
+            ticket_id=approval_request.ticket_id, state=ApprovalRequest.State.PENDING
+        )
+        .exclude(pk=approval_request.pk)
+        .order_by("created_at", "pk")
+        .first()
+    )
+    if waiting is not None:
+        open_one.approval_request = waiting
+        open_one.save(update_fields=["approval_request"])
         return
     decision = approval_request.get_state_display()
     if approval_request.granted_amount is not None:

@@ -458,35 +458,61 @@ def _trend_rows(rows: Any, key: str, label: Any, limit: int) -> list[dict[str, A
     return found[:limit]
 
 
-def _grouped_rows(sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    """The rows of a grouping-sets statement, as dicts by column name. The ORM cannot group by
-    several column sets in one statement; the statements that need it are built around ORM
-    querysets (``queryset.query.sql_with_params()``), which keep their tenant scoping."""
+def _rows(sql: str, params: list[Any]) -> list[dict[str, Any]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        columns = [column.name for column in cursor.description]
+        columns = [
+            column.name if hasattr(column, "name") else column[0] for column in cursor.description
+        ]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def has_grouping_sets() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _grouped_by_each(
+    *, columns: dict[str, str], aggregates: str, source: str, params: list[Any]
+) -> list[dict[str, Any]]:
+    """Rows of ``source`` (whose order lines are ``line``) grouped by each of ``columns`` in
+    turn ({dimension: column}), with ``aggregates``; each row says its ``dimension`` and holds
+    its own column (the others empty). ``params`` are the aggregates' then the source's.
+
+    The ORM cannot group by several column sets in one statement: on PostgreSQL this is one
+    GROUPING SETS statement (one pass over the rows); elsewhere (SQLite under ``make run``) a
+    UNION ALL of one GROUP BY per column. ``source`` is built from ORM querysets
+    (``queryset.query.sql_with_params()``), which keep their tenant scoping."""
+    if has_grouping_sets():
+        dimension = " ".join(
+            f"WHEN GROUPING(line.{column}) = 0 THEN '{name}'" for name, column in columns.items()
+        )
+        values = ", ".join(f"line.{column}" for column in columns.values())
+        sets = ", ".join(f"(line.{column})" for column in columns.values())
+        return _rows(
+            f"SELECT CASE {dimension} END AS dimension, {values}, {aggregates} "
+            f"FROM {source} GROUP BY GROUPING SETS ({sets})",
+            params,
+        )
+    parts = []
+    for name, grouped in columns.items():
+        values = ", ".join(
+            f"line.{column}" if column == grouped else f"NULL AS {column}"
+            for column in columns.values()
+        )
+        parts.append(
+            f"SELECT '{name}' AS dimension, {values}, {aggregates} "
+            f"FROM {source} GROUP BY line.{grouped}"
+        )
+    return _rows(" UNION ALL ".join(parts), params * len(columns))
 
 
 # The root causes of complaint tickets by their order's lines: a ticket counts once per product
 # (SKU, supplier) however many lines of it its order has, so every dimension is a distinct count
 # of its own, and one pass over the lines counts all three.
-ROOT_CAUSES_SQL = """
-    SELECT
-        CASE
-            WHEN GROUPING(line.product_name) = 0 THEN 'products'
-            WHEN GROUPING(line.sku) = 0 THEN 'skus'
-            ELSE 'suppliers'
-        END AS dimension,
-        line.product_name,
-        line.sku,
-        line.supplier,
-        MAX(line.product_name) AS product,
-        COUNT(DISTINCT complaint.id) FILTER (WHERE complaint.created_at >= %s) AS complaints,
-        COUNT(DISTINCT complaint.id) FILTER (WHERE complaint.created_at < %s) AS previous
-    FROM ({complaints}) AS complaint
-    JOIN ({lines}) AS line ON line.order_id = complaint.order_id
-    GROUP BY GROUPING SETS ((line.product_name), (line.sku), (line.supplier))
+ROOT_CAUSE_COUNTS = """
+    MAX(line.product_name) AS product,
+    COUNT(DISTINCT complaint.id) FILTER (WHERE complaint.created_at >= %s) AS complaints,
+    COUNT(DISTINCT complaint.id) FILTER (WHERE complaint.created_at < %s) AS previous
 """
 DIMENSION_COLUMNS = {"products": "product_name", "skus": "sku", "suppliers": "supplier"}
 
@@ -526,9 +552,12 @@ def root_causes(
         "order_id", "sku", "product_name", "supplier"
     ).query.sql_with_params()
     by_dimension: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in _grouped_rows(
-        ROOT_CAUSES_SQL.format(complaints=complaints_sql, lines=lines_sql),
-        [start, start, *complaints_params, *lines_params],
+    for row in _grouped_by_each(
+        columns=DIMENSION_COLUMNS,
+        aggregates=ROOT_CAUSE_COUNTS,
+        source=f"({complaints_sql}) AS complaint "
+        f"JOIN ({lines_sql}) AS line ON line.order_id = complaint.order_id",
+        params=[start, start, *complaints_params, *lines_params],
     ):
         column = DIMENSION_COLUMNS[row["dimension"]]
         if column == "supplier" and not row["supplier"]:
@@ -549,18 +578,12 @@ def root_causes(
 # Defect rates: per SKU and per supplier, the orders placed in the window with a line of it and
 # those of them with a complaint ticket. An order counts once per SKU (supplier) however many
 # lines of it it has; whether it has a complaint is asked once per order, not once per line.
-DEFECT_RATES_SQL = """
-    SELECT
-        CASE WHEN GROUPING(line.sku) = 0 THEN 'sku' ELSE 'supplier' END AS dimension,
-        line.sku,
-        line.supplier,
-        MAX(line.product_name) AS product,
-        COUNT(DISTINCT placed.id) AS orders,
-        COUNT(DISTINCT placed.id) FILTER (WHERE placed.complained) AS complaint_orders
-    FROM ({orders}) AS placed
-    JOIN ({lines}) AS line ON line.order_id = placed.id
-    GROUP BY GROUPING SETS ((line.sku), (line.supplier))
+DEFECT_COUNTS = """
+    MAX(line.product_name) AS product,
+    COUNT(DISTINCT placed.id) AS orders,
+    COUNT(DISTINCT placed.id) FILTER (WHERE placed.complained) AS complaint_orders
 """
+DEFECT_COLUMNS = {"sku": "sku", "supplier": "supplier"}
 
 
 def defect_rates(
@@ -589,9 +612,11 @@ def defect_rates(
         "order_id", "sku", "product_name", "supplier"
     ).query.sql_with_params()
     rows = []
-    for row in _grouped_rows(
-        DEFECT_RATES_SQL.format(orders=orders_sql, lines=lines_sql),
-        [*orders_params, *lines_params],
+    for row in _grouped_by_each(
+        columns=DEFECT_COLUMNS,
+        aggregates=DEFECT_COUNTS,
+        source=f"({orders_sql}) AS placed JOIN ({lines_sql}) AS line ON line.order_id = placed.id",
+        params=[*orders_params, *lines_params],
     ):
         dimension = row["dimension"]
         if not row["complaint_orders"] or (dimension == "supplier" and not row["supplier"]):

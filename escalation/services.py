@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 
 from escalation import limits
 from escalation.models import NEEDS_ORDER, PAYS_OUT, Remedy, RemedyKind
+from helpdesk import realtime
 from helpdesk.errors import BadInput, PermissionDenied
 from helpdesk.models import Membership
 from helpdesk.money import checked_amount, checked_currency, rounded
@@ -113,4 +114,11 @@ def grant_remedy(
         from escalation import execution
 
         execution.hand_over(remedy)
+        # The ticket's remedies panel and the supervisor's spend refresh on other pages.
+        realtime.publish_after_commit(
+            ticket.tenant_id,
+            "remedy.granted",
+            {"ticket": ticket.number, "remedy": remedy.pk, "kind": kind},
+            ticket=ticket,
+        )
     return remedy

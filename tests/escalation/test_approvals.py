@@ -210,6 +210,24 @@ def test_deciding_the_request_resolves_the_escalation_it_raised(
         assert fields["reason"] in escalation.resolution
 
 
+def test_the_escalation_waits_until_the_tickets_last_request_is_decided(
+    tenant_acme, agent_li, supervisor_wang, acme_ticket, limits
+):
+    refund = ask(agent_li, acme_ticket)
+    # A gift the agent may not give at all: a second request, the same open escalation.
+    grant(login(agent_li), acme_ticket, kind="gift", amount="50", item="优惠券", note="补偿")
+    gift = next(r for r in requests_of(tenant_acme) if r.kind == "gift")
+    (escalation,) = escalations_of(tenant_acme)
+
+    decide(login(supervisor_wang), refund.pk, decision="deny", reason="已经补发配件")
+    (escalation,) = escalations_of(tenant_acme)
+    assert (escalation.state, escalation.approval_request_id) == (Escalation.State.OPEN, gift.pk)
+
+    decide(login(supervisor_wang), gift.pk, decision="deny", reason="不送券")
+    (escalation,) = escalations_of(tenant_acme)
+    assert escalation.state == Escalation.State.RESOLVED and "不送券" in escalation.resolution
+
+
 def test_a_supervisor_approves_and_the_remedy_is_granted_like_any_grant(
     tenant_acme, agent_li, supervisor_wang, acme_ticket, limits
 ):

@@ -260,6 +260,7 @@ class Command(BaseCommand):
         logins = []
         for spec in MERCHANTS:
             logins += self.seed_merchant(spec)
+            self.check_alerts(spec)
         operator = self.seed_operator()
         self.stdout.write(self.style.SUCCESS("Demo data is ready. Sign in at /login/ with:"))
         for username, tenant, role in logins:
@@ -288,6 +289,15 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Outgoing mail is written to {settings.EMAIL_FILE_PATH}; read it at /dev/outbox/."
             )
+
+    def check_alerts(self, spec: dict[str, Any]) -> None:
+        """What Celery beat does every few minutes in production (``make run`` has no beat):
+        the history's escalation and defect rates raise their alerts, mailed to the outbox."""
+        from escalation import alerts
+
+        with tenancy.activate(Tenant.objects.get(slug=spec["slug"])):
+            alerts.check_escalation_rate()
+            alerts.check_defect_rates()
 
     def seed_operator(self) -> AbstractUser:
         operator, created = get_user_model().objects.get_or_create(
