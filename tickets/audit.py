@@ -347,6 +347,7 @@ RULE_WORDS: dict[str, Any] = {
     "persona chosen by the customer": _("the persona the customer chose"),
     "skills": _("skills"),
     "default group": _("default group"),
+    "moved by hand": _("moved by hand"),
 }
 
 

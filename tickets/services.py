@@ -41,6 +41,7 @@ from tickets.models import (
     CustomerEvent,
     CustomerIdentity,
     Group,
+    GroupMember,
     IdentityKind,
     Message,
     Order,
@@ -493,6 +494,52 @@ def assign_ticket(*, acting_agent: Actor, ticket: Ticket, assignee: Any) -> Tick
     return ticket
 
 
+def move_to_group(*, acting_agent: Actor, ticket: Ticket, group: Group) -> Ticket:
+    """Move a ticket in reach to another group's queue (supervisors and up); its agent keeps it
+    only if they belong to the new group, else it waits there for one of its agents."""
+    require_ticket_in_reach(acting_agent, ticket)
+    require(acting_agent, Capability.REASSIGN)
+    if group is None or group.tenant_id != ticket.tenant_id:
+        raise BadInput(_("Choose a group of this merchant"), field="group")
+    with transaction.atomic():
+        ticket.refresh_from_db(from_queryset=Ticket.objects.select_for_update())
+        if ticket.group_id == group.pk:
+            return ticket
+        old_group = Group.objects.filter(pk=ticket.group_id).values_list("name", flat=True).first()
+        changes: dict[str, tuple[Any, Any]] = {"group": (old_group, group.name)}
+        ticket.group = group
+        fields = ["group", "updated_at"]
+        old_assignee = ticket.assignee_id
+        if (
+            old_assignee is not None
+            and not GroupMember.objects.filter(group=group, user_id=old_assignee).exists()
+        ):
+            # Their colleagues in the new group pick it up; it stays theirs only if they are one.
+            ticket.assignee = None
+            fields.append("assignee")
+            changes["assignee"] = (old_assignee, None)
+        fields += assignment.queue_fields(ticket)
+        ticket.save(update_fields=fields)
+        routing_after_change(
+            ticket,
+            freed_room="assignee" in changes and ticket.status in assignment.ACTIVE_STATUSES,
+        )
+        audit.record(
+            actor=acting_agent,
+            kind=AuditKind.TICKET_ROUTED,
+            obj=ticket,
+            changes=changes,
+            details={"rule": "moved by hand"},
+        )
+        realtime.publish_after_commit(
+            ticket.tenant_id,
+            "ticket.updated",
+            {"ticket": ticket.number, "group": group.pk, "assignee": ticket.assignee_id},
+            ticket=ticket,
+        )
+    return ticket
+
+
 def tag_ticket(*, acting_agent: Actor, ticket: Ticket, names: list[str]) -> list[str]:
     """Add tags to a ticket in reach; returns the tags that were new on it."""
     require_ticket_in_reach(acting_agent, ticket)
@@ -883,6 +930,7 @@ def reply_to_customer(
     )
     outbound.prepare_reply(message)
     with transaction.atomic():
+        take_unassigned_on_reply(acting_agent=acting_agent, ticket=ticket)
         message.save()
         audit.record(
             actor=acting_agent,
@@ -895,3 +943,16 @@ def reply_to_customer(
             service_levels.note_first_response(ticket=ticket, at=message.created_at)
         outbound.hand_over(message)
     return message
+
+
+def take_unassigned_on_reply(*, acting_agent: Actor, ticket: Ticket) -> None:
+    """A member who answers an unassigned ticket takes it (audited as an assignment). Call
+    inside the reply's transaction: the ticket stays locked, so a colleague who took it a
+    moment earlier keeps it and the reply still goes out."""
+    if not isinstance(acting_agent, ActingAgent) or acting_agent.membership is None:
+        return  # the helpdesk's own notices, and platform support, take nothing
+    if ticket.assignee_id is not None:
+        return
+    ticket.refresh_from_db(from_queryset=Ticket.objects.select_for_update())
+    if ticket.assignee_id is None:
+        assign_ticket(acting_agent=acting_agent, ticket=ticket, assignee=acting_agent.user)

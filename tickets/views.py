@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -131,22 +132,39 @@ def ticket_note(request: HttpRequest, number: int) -> HttpResponse:
     ticket = selectors.access_ticket(agent=acting, number=number)
     services.add_note(acting_agent=acting, ticket=ticket, text=request.POST.get("text", ""))
     messages.success(request, _("Note added."))
-    return redirect("tickets:detail", number=ticket.number)
+    return redirect(reverse("tickets:detail", args=[ticket.number]) + "?sent=note")
 
 
 @require_POST
 @tenant_required
 def ticket_reply(request: HttpRequest, number: int) -> HttpResponse:
+    """Send a reply, unless a colleague answered since the agent's page was rendered: then the
+    page comes back (409) with their reply, the typed text and a "send anyway" button."""
+    from tickets import collisions
+
     acting = acting_agent_for_request(request)
     ticket = selectors.access_ticket(agent=acting, number=number)
-    reply = services.reply_to_customer(
-        acting_agent=acting,
-        ticket=ticket,
-        text=request.POST.get("text", ""),
-        status=request.POST.get("status", Ticket.Status.PENDING),
+    text = request.POST.get("text", "")
+    status = request.POST.get("status", Ticket.Status.PENDING)
+    seen_id = collisions.parse_seen(request.POST.get("seen"))
+    stale = collisions.stale_reply(
+        ticket=ticket, seen_id=seen_id, user=acting.user, text=text, status=status
     )
+    if stale is not None:
+        # The ticket page reads it from the request (templates/tickets/detail.html, composer).
+        request.stale_reply = stale
+        response = ticket_detail(request, number)
+        response.status_code = 409
+        return response
+    customer_wrote = seen_id is not None and collisions.customer_messages_since(ticket, seen_id)
+    reply = services.reply_to_customer(acting_agent=acting, ticket=ticket, text=text, status=status)
     tell_delivery(request, reply)
-    return redirect("tickets:detail", number=ticket.number)
+    if customer_wrote:
+        messages.info(
+            request, _("The customer wrote again while you were typing: see above your reply.")
+        )
+    # The marker tells static/js/drafts.js that the reply draft went out and may be forgotten.
+    return redirect(reverse("tickets:detail", args=[ticket.number]) + "?sent=reply")
 
 
 def tell_delivery(request: HttpRequest, reply: Message) -> None:

@@ -25,6 +25,35 @@
     presenceSwitch.dataset.state = payload.status;
   }
 
+  // The notice says what changed in words, in the page's language (base.html's data-said-*).
+  function whatChanged(event, payload) {
+    const said = notice.dataset;
+    const ticket = payload.ticket;
+    let words = said.saidOther;
+    if (ticket) {
+      if (event === "ticket.message") {
+        words = payload.direction === "note" ? said.saidNote : said.saidMessage;
+      } else if (event === "ticket.created") {
+        words = said.saidCreated;
+      } else if (event === "ticket.updated" && "assignee" in payload) {
+        words = payload.assignee === null ? said.saidUnassigned : said.saidAssigned;
+      } else if (event === "ticket.updated" && "status" in payload) {
+        words = said.saidStatus;
+      } else if (event === "ticket.updated" && "priority" in payload) {
+        words = said.saidPriority;
+      } else if (event === "message.sent") {
+        words = said.saidSent;
+      } else if (event === "message.failed") {
+        words = said.saidFailed;
+      } else if (event === "message.retrying") {
+        words = said.saidRetrying;
+      } else {
+        words = said.saidUpdated;
+      }
+    }
+    return (words || event).replace("{ticket}", ticket);
+  }
+
   function connect() {
     const scheme = window.location.protocol === "https:" ? "wss" : "ws";
     const socket = new WebSocket(`${scheme}://${window.location.host}/ws/agent/`);
@@ -52,9 +81,9 @@
         return;
       }
       if (!notice || !unhandled) return;
-      const ticket = data.payload && data.payload.ticket;
-      const subject = (data.payload && data.payload.subject) || "";
-      notice.textContent = ticket ? `#${ticket} ${subject} · ${notice.dataset.label}` : data.event;
+      const payload = data.payload || {};
+      const what = [whatChanged(data.event, payload), payload.subject].filter(Boolean).join(" ");
+      notice.textContent = `${what} · ${notice.dataset.label}`;
       notice.hidden = false;
     };
     socket.onclose = (event) => {

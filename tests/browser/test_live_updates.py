@@ -79,6 +79,12 @@ def browser_page(monkeypatch) -> Iterator[object]:
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
     with sync_playwright() as playwright:
+        # With Playwright's event loop running, Django gives this thread another connection
+        # than without it; an earlier test's server teardown may have ended either: start both
+        # afresh (tests/browser/conftest.py closes the other).
+        from django.db import connection
+
+        connection.close()
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
