@@ -57,6 +57,10 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.AGENT)
     display_name = models.CharField(max_length=120, blank=True)
+    # The interface language the person chose ("" = the merchant's default, Tenant.locale).
+    language = models.CharField(max_length=16, blank=True)
+    # Added under the person's replies by email.
+    signature = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

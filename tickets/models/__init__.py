@@ -23,6 +23,9 @@ from tickets.models.routing import GroupHoliday as GroupHoliday
 from tickets.models.routing import GroupMember as GroupMember
 from tickets.models.routing import RoutingStrategy as RoutingStrategy
 from tickets.models.routing import ServiceTarget as ServiceTarget
+from tickets.models.workspace import Block as Block
+from tickets.models.workspace import IgnoredReason
+from tickets.models.workspace import Macro as Macro
 
 
 class Channel(models.TextChoices):
@@ -58,6 +61,11 @@ class Customer(TenantOwned):
     # The persona group the customer chose ("friendly", "expert"): their tickets go there.
     persona_group = models.ForeignKey(
         Group, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Set when this customer was merged into another: their identities, tickets and events
+    # moved there (tickets.merging); the row stays so old links can say where they went.
+    merged_into = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="merged_customers"
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -260,6 +268,16 @@ class Ticket(TenantOwned):
     # When the ticket was first escalated to a supervisor (escalation.escalations): what the
     # escalation rate counts.
     escalated_at = models.DateTimeField(null=True, blank=True)
+    # Set when the ticket was merged into another (tickets.merging): its messages moved there.
+    merged_into = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="merged_tickets"
+    )
+    # Spam, or written by a blocked sender: kept, but out of every inbox view but "Spam".
+    ignored_at = models.DateTimeField(null=True, blank=True)
+    ignored_reason = models.CharField(max_length=16, choices=IgnoredReason.choices, blank=True)
+    # What search reads (tickets.search): subject, message bodies, customer names and
+    # identities, order and tracking numbers, with Chinese segmented into words.
+    search_text = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["-updated_at"]
@@ -357,6 +375,9 @@ class Message(TenantOwned):
     status_when_written = models.CharField(max_length=16, blank=True)
     # Channel-specific details: addressing (from, to, recipients), threading references.
     metadata = models.JSONField(default=dict, blank=True)
+    # Email only: further recipients of an outbound message (addresses, normalised).
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
