@@ -30,6 +30,7 @@ from helpdesk.models import Membership
 from helpdesk.permissions import RULES, Capability
 from helpdesk.tenancy import require_tenant
 from tickets.models import Order, OrderLine, ReasonCode, Ticket
+from tickets.people import display_names
 
 CENT = Decimal("0.01")
 SOLVED_STATES = (Ticket.Status.SOLVED, Ticket.Status.CLOSED)
@@ -241,7 +242,7 @@ def escalation_drivers(
         .annotate(escalated=Count("pk"))
         .order_by("-escalated", "assignee__username")[:limit]
     )
-    names = _display_names([row["assignee_id"] for row in agents])
+    names = display_names(row["assignee_id"] for row in agents)
     reasons = (
         escalated.values("reason_code")
         .annotate(escalated=Count("pk"))
@@ -284,18 +285,6 @@ def escalation_drivers(
 
 def _reason_labels() -> dict[str, str]:
     return dict(ReasonCode.objects.values_list("code", "label"))
-
-
-def _display_names(user_ids: list[int]) -> dict[int, str]:
-    if not user_ids:
-        return {}
-    return {
-        user_id: name
-        for user_id, name in Membership.objects.filter(
-            tenant=require_tenant(), user_id__in=user_ids
-        ).values_list("user_id", "display_name")
-        if name
-    }
 
 
 # --- agents --------------------------------------------------------------------------------
