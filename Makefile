@@ -23,7 +23,7 @@ TEST_ENV := DJANGO_SECRET_KEY=test-secret-key DJANGO_DEBUG=false DJANGO_SECURE_C
 DEV_ENV := DJANGO_DEBUG=true
 
 .PHONY: run test lint format install lock db-role bench bench-routing bench-db bench-data \
-	bench-dashboard clean
+	bench-dashboard bench-inbox clean
 
 # Installs the exact versions of requirements-dev.lock (the tested combination), then the
 # project itself without resolving anything again.
@@ -94,6 +94,9 @@ bench-data: bench-db
 
 bench-dashboard: bench-db
 	$(BENCH_ENV) $(BIN)/python -m bench.dashboard $(BENCH_ARGS)
+
+bench-inbox: bench-db
+	$(BENCH_ENV) $(BIN)/python -m bench.inbox $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles

@@ -26,6 +26,7 @@ Results go to stdout as ``name: value`` lines; see bench/README.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import math
@@ -85,6 +86,7 @@ from tickets.models import (  # noqa: E402
     ReasonCode,
     Ticket,
 )
+from tickets.search import document_words  # noqa: E402
 
 DAYS = 180
 TICKETS_PER_CUSTOMER = 4
@@ -190,12 +192,14 @@ INBOUND_ZH = [
     "请问{product}什么时候能发货？已经等了一周了。",
     "{product}用了三天就坏了，希望退换。",
     "想咨询一下{product}的安装和保修。",
+    "{product}的退款还没到账，订单{order}，有事请打我电话{phone}。",
 ]
 INBOUND_EN = [
     "Hello, my {product} (order {order}) has a problem, please help.",
     "The {product} arrived with a cracked panel.",
     "When will my {product} ship? It has been a week.",
     "How do I get the {product} installed?",
+    "I was told the {product} would be refunded, call me on {phone}.",
 ]
 REPLIES = [
     "您好，已为您登记，我们会在24小时内联系您。",
@@ -536,6 +540,8 @@ class Batch:
         self.first = anchor - timedelta(days=DAYS)
         self.orders_of: dict[int, list[dict[str, Any]]] = defaultdict(list)
         self.lines_of: dict[int, list[Sku]] = {}
+        # What search reads of each customer (name and email), segmented once.
+        self.customer_words: dict[int, str] = {}
         self.by_group: dict[str, list[Agent]] = defaultdict(list)
         for agent in cast.agents:
             self.by_group[agent.group].append(agent)
@@ -586,6 +592,7 @@ class Batch:
             value=email,
             created_at=self.first,
         )
+        self.customer_words[customer_id] = f"{_words(name)} {_words(email)}"
 
     def add_order(self, customer_id: int, placed: datetime, sku: Sku) -> dict[str, Any]:
         extra = self.rng.choices([0, 1, 2], [70, 25, 5])[0]
@@ -606,6 +613,7 @@ class Batch:
             carrier="SF Express",
         )
         order = self.rows[Order][-1]
+        order["tracking_number"] = f"SF{self.tenant_id % 100:02d}{order['id']:010d}"
         for line in lines:
             self.add(
                 OrderLine,
@@ -701,11 +709,24 @@ class Batch:
         )
         ticket_id = self.rows[Ticket][-1]["id"]
         template = rng.choice(INBOUND_ZH if rng.random() < 0.85 else INBOUND_EN)
-        body = template.format(product=product.product_name, order=order["number"] if order else "")
+        phone = f"1{rng.choice('3589')}{rng.randrange(10**9):09d}"
+        order_number = order["number"] if order else ""
+        body = template.format(product=product.product_name, order=order_number, phone=phone)
         self.add_message(ticket_id, channel, subject, body, created, customer_id=customer_id)
+        # Ticket.search_text as tickets.search builds it, with the repeated parts segmented once.
+        search = [_words(product.product_name), str(number), self.customer_words[customer_id]]
+        if order:
+            search.append(_words(f"{order_number} {order['tracking_number']}"))
+        search.append(_words(template.format(product=product.product_name, order="", phone="")))
+        if order and "{order}" in template:
+            search.append(_words(order_number))
+        if "{phone}" in template:
+            search.append(phone)
         if responded:
             reply = rng.choice(REPLIES)
             self.add_message(ticket_id, channel, subject, reply, responded, agent_id=agent.user_id)
+            search.append(_words(reply))
+        self.rows[Ticket][-1]["search_text"] = " ".join(word for word in search if word)
         if escalated is not None:
             self.add_escalation(ticket_id, customer_id, order, agent, group_key, escalated)
         elif complaint and agent is not None and rng.random() < 0.15:
@@ -879,6 +900,11 @@ class Batch:
             resolution="" if still_open else "Settled with the customer",
             created_at=at,
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _words(text: str) -> str:
+    return document_words(text)
 
 
 def _weighted(rng: random.Random, choices: tuple[list, list]) -> Any:

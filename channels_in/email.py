@@ -41,7 +41,7 @@ from channels_in.base import (
     secret_accepted,
 )
 from channels_in.crypto import decrypt_secret
-from channels_in.mail import parse_mail
+from channels_in.mail import outgoing, parse_mail
 from channels_in.mail.framing import frame_mail
 from channels_in.mail.headers import collapse, decode_header_bytes, parse_from, raw_header
 from helpdesk import egress
@@ -151,16 +151,22 @@ def raw_mail_from(request: HttpRequest) -> bytes:
     return body
 
 
-def reply_address(ticket: Ticket) -> str:
-    """Where a reply goes: the address the ticket's customer last wrote from, else theirs on
-    file. Never a third party who joined the thread."""
-    last_from_customer = (
+def last_customer_message(ticket: Ticket) -> Message | None:
+    """The customer's latest message on the ticket (not a third party's who joined in)."""
+    return (
         ticket.messages.filter(
             direction=Message.Direction.INBOUND, author_customer_id=ticket.customer_id
         )
+        .select_related("author_customer")
         .order_by("-created_at")
         .first()
     )
+
+
+def reply_address(ticket: Ticket) -> str:
+    """Where a reply goes: the address the ticket's customer last wrote from, else theirs on
+    file. Never a third party who joined the thread."""
+    last_from_customer = last_customer_message(ticket)
     if last_from_customer and last_from_customer.metadata.get("from"):
         return last_from_customer.metadata["from"]
     identity = ticket.customer.identities.filter(kind=IdentityKind.EMAIL).first()
@@ -169,9 +175,9 @@ def reply_address(ticket: Ticket) -> str:
     return identity.value
 
 
-def reply_subject(ticket: Ticket) -> str:
+def reply_subject(ticket: Ticket, *, starts_conversation: bool = False) -> str:
     subject = ticket.subject
-    if not subject.lower().startswith(("re:", "回复:", "回复：")):
+    if not starts_conversation and not subject.lower().startswith(("re:", "回复:", "回复：")):
         subject = f"Re: {subject}"
     return f"{subject} [#{ticket.number}]"
 
@@ -181,6 +187,9 @@ class EmailAdapter(Adapter):
     channel secret), polled over IMAP, or imported; replies go out over SMTP."""
 
     kind = "email"
+    # Agents' replies may carry files and go to further people in CC and BCC.
+    carries_files = True
+    carries_copies = True
 
     # --- the request ---
 
@@ -217,9 +226,12 @@ class EmailAdapter(Adapter):
         return accounts.filter(mailbox__isnull=False)
 
     def prepare_reply(self, message: Message) -> None:
-        """Address a reply: to the address the customer last wrote from, with a Message-ID of
-        the merchant's domain, the ``[#n]`` subject token and the thread's References."""
+        """Address a reply: to the address the customer last wrote from (or, starting a
+        conversation, the one the agent gave), with a Message-ID of the merchant's domain, the
+        ``[#n]`` subject token and the thread's References. A person's reply also gets the
+        text the customer receives (``full_text``): their signature and the quoted history."""
         ticket = message.ticket
+        starts = bool(message.metadata.get("starts_conversation"))
         domain = self.account.mailbox.address.rsplit("@", 1)[-1]
         thread = list(
             ticket.messages.exclude(external_id="")
@@ -228,12 +240,40 @@ class EmailAdapter(Adapter):
             .values_list("external_id", flat=True)
         )
         message.external_id = f"{uuid.uuid4().hex}.{ticket.number}@{domain}"
-        message.subject = reply_subject(ticket)
+        message.subject = reply_subject(ticket, starts_conversation=starts)
         message.metadata = {
             **message.metadata,
-            "to": reply_address(ticket),
+            "to": message.metadata.get("to") or reply_address(ticket),
             "references": [ref for ref in thread if not ref.startswith("sha256:")][-20:],
         }
+        if message.author_user_id is not None:  # the helpdesk's own notices stay as written
+            message.full_text = self.text_as_sent(message, quote=not starts)
+
+    def text_as_sent(self, message: Message, *, quote: bool) -> str:
+        """What the customer reads: the agent's text, their signature in this merchant, and
+        their previous message quoted. Kept on the reply, so a retry hours later sends the
+        same words even if the signature changed since."""
+        from helpdesk.models import Membership
+
+        tenant = self.account.tenant
+        signature = (
+            Membership.objects.filter(tenant=tenant, user_id=message.author_user_id)
+            .values_list("signature", flat=True)
+            .first()
+            or ""
+        )
+        previous = last_customer_message(message.ticket) if quote else None
+        quote_text = ""
+        if previous is not None:
+            quote_text = outgoing.quoted(
+                text=previous.body_text,
+                sender_name=previous.author_customer.name if previous.author_customer else "",
+                sender_address=str(previous.metadata.get("from", "")),
+                written_at=previous.sent_at or previous.created_at,
+                time_zone=tenant.time_zone,
+                language=tenant.locale,
+            )
+        return outgoing.reply_text(text=message.body_text, signature=signature, quote=quote_text)
 
     def send(self, message: Message) -> str:
         mailbox = self.account.mailbox
@@ -246,9 +286,12 @@ class EmailAdapter(Adapter):
         sender = reply_sender(mailbox=mailbox, tenant=self.account.tenant)
         email = DkimSignedEmail(
             subject=message.subject,
-            body=message.body_text,
+            body=message.full_text or message.body_text,
             from_email=sender.from_email,
             to=[message.metadata["to"]],
+            # Cc is a header; Bcc only joins the envelope's recipients, never a header.
+            cc=list(message.cc or []),
+            bcc=list(message.bcc or []),
             reply_to=[sender.reply_to] if sender.reply_to else None,
             headers=headers,
             connection=self._connection(),
@@ -256,6 +299,8 @@ class EmailAdapter(Adapter):
         )
         if message.body_html:
             email.attach_alternative(message.body_html, "text/html")
+        for name, content, content_type in files_of(message):
+            email.attach(name, content, content_type)
         try:
             email.send(fail_silently=False)
         except EgressRefused as exc:
@@ -286,6 +331,24 @@ class EmailAdapter(Adapter):
 
     def _connection(self) -> BaseEmailBackend:
         return mailbox_smtp_connection(self.account.mailbox)
+
+
+def files_of(message: Message) -> list[tuple[str, bytes, str]]:
+    """The reply's attachments as MIME parts need them; a file gone from storage fails the
+    reply for good (sending it without would tell the customer something else)."""
+    files = []
+    for attachment in message.attachments.all():
+        try:
+            with attachment.file.open("rb") as stored:
+                content = stored.read()
+        except (FileNotFoundError, ValueError) as exc:
+            raise AdapterError(
+                _("The attachment %(name)s is missing from storage")
+                % {"name": attachment.filename},
+                permanent=True,
+            ) from exc
+        files.append((attachment.filename, content, attachment.content_type))
+    return files
 
 
 def validate_mailbox_hosts(mailbox: Mailbox) -> None:

@@ -73,7 +73,8 @@ def prepare_reply(message: Message) -> None:
     """Give an unsaved reply its channel account, its conversation and the channel's addressing
     (``Adapter.prepare_reply``). Raises BadInput when the customer cannot be answered."""
     ticket = message.ticket
-    account = reply_account(ticket)
+    # A new conversation names the account the agent chose; a reply takes the customer's.
+    account = message.channel_account if message.channel_account_id else reply_account(ticket)
     message.channel_account = account
     message.conversation_id = (
         ticket.messages.filter(direction=Message.Direction.INBOUND, channel_account=account)
@@ -84,6 +85,24 @@ def prepare_reply(message: Message) -> None:
         or ""
     )
     registry.adapter_for(account).prepare_reply(message)
+
+
+def carries_files(channel: str) -> bool:
+    """Whether replies on ``channel`` can carry the agent's files (email can; a channel whose
+    adapter does not say so cannot, and the composer refuses files there)."""
+    return _adapter_says(channel, "carries_files")
+
+
+def carries_copies(channel: str) -> bool:
+    """Whether replies on ``channel`` can go to further people in CC and BCC (email only)."""
+    return _adapter_says(channel, "carries_copies")
+
+
+def _adapter_says(channel: str, feature: str) -> bool:
+    try:
+        return bool(getattr(registry.adapter_class(channel), feature, False))
+    except AdapterError:
+        return False
 
 
 def reply_recipient(ticket: Ticket) -> str:

@@ -38,3 +38,13 @@ WHERE datname IN (:'database', 'test_' || :'database') AND datdba = to_regrole(:
 -- ALTER TABLE also hands over the sequences its columns own.
 SELECT format('ALTER TABLE %I.%I OWNER TO %I', schemaname, tablename, :'owner_role')
 FROM pg_tables WHERE tableowner = :'app_role' \gexec
+
+-- Search under row-level security (tickets/search.py, docs/workspace.md): PostgreSQL answers a
+-- condition from an index before the tenant policy has filtered the rows only if its functions
+-- are LEAKPROOF, so without this the full-text and trigram indexes are never used by the app's
+-- role. These cannot reveal another merchant's rows: they raise no error that depends on a row
+-- (search documents are capped at 64 KB, far below to_tsvector's 1 MB limit). Only a superuser
+-- may say so, hence here and not in a migration.
+ALTER FUNCTION pg_catalog.ts_match_vq(tsvector, tsquery) LEAKPROOF;
+ALTER FUNCTION pg_catalog.to_tsvector(regconfig, text) LEAKPROOF;
+ALTER FUNCTION pg_catalog.textlike(text, text) LEAKPROOF;

@@ -6,7 +6,8 @@ that declares more than it sends holds a worker with no answer, and a large chun
 spooled whole before anyone refuses it. This middleware answers first:
 
 - 413 at once when ``Content-Length`` is above the path's limit (``HELPDESK_INBOUND_MAX_BYTES``
-  for ``/inbound/``, ``DATA_UPLOAD_MAX_MEMORY_SIZE`` elsewhere);
+  for ``/inbound/``, ``HELPDESK_UPLOAD_MAX_BYTES`` for the composer's uploads,
+  ``DATA_UPLOAD_MAX_MEMORY_SIZE`` elsewhere);
 - 413 as soon as a body without a length (chunked) passes it;
 - 408 when the body has not fully arrived ``HELPDESK_BODY_TIMEOUT_SECONDS`` after the request.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -33,10 +35,17 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _DISCONNECT: Message = {"type": "http.disconnect"}
 
 
+# The agent's composer posts files with a reply, a note or a new conversation (tickets.composer
+# checks them against the merchant's own limit and answers with a form error).
+_COMPOSER_UPLOADS = re.compile(r"^/tickets/(?:\d+/(?:reply|note)|new)/$")
+
+
 def body_limit_for(path: str) -> int | None:
     """The largest body accepted on ``path`` (None: no limit)."""
     if path.startswith("/inbound/"):
         return settings.HELPDESK_INBOUND_MAX_BYTES
+    if _COMPOSER_UPLOADS.match(path):
+        return settings.HELPDESK_UPLOAD_MAX_BYTES
     return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 

@@ -1,4 +1,5 @@
-"""Request-wide middleware: a request id for the logs, and refusing input nothing can store."""
+"""Request-wide middleware: a request id for the logs, refusing input nothing can store, and the
+signed-in member's own interface language."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from helpdesk.errors import BadInput, error_response
@@ -134,3 +137,56 @@ class RefuseUnstorableInputMiddleware:
             where=where,
         )
         return error_response(request, error)
+
+
+class MemberLanguageMiddleware:
+    """Work in the language the member chose, kept on their membership so it follows them to the
+    next sign-in and to any browser, and remember the one they switch to in the header.
+
+    Which language a page reads in, first match wins: the member's stored choice
+    (``Membership.language``); the language cookie (what this browser chose, signed in or not);
+    the merchant's language (``Tenant.locale``, set by ``tenancy.TenantMiddleware``); the
+    browser's Accept-Language (``LocaleMiddleware``).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from helpdesk.tenancy import membership_of
+
+        tenant = getattr(request, "tenant", None)
+        membership = membership_of(request) if tenant is not None else None
+        if membership is not None:
+            cookie = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME, "")
+            for language in (membership.language, cookie, tenant.locale):
+                if _offered(language):
+                    translation.activate(language)
+                    request.LANGUAGE_CODE = translation.get_language()
+                    break
+        response = self.get_response(request)
+        if membership is not None and _switched_language(request, response):
+            self._keep(request, response.cookies[settings.LANGUAGE_COOKIE_NAME].value)
+        return response
+
+    def _keep(self, request: HttpRequest, language: str) -> None:
+        from helpdesk import profile
+        from helpdesk.permissions import acting_agent_for_request
+
+        profile.keep_language(acting_agent=acting_agent_for_request(request), language=language)
+
+
+def _offered(language: str) -> bool:
+    return bool(language) and language.lower() in {code for code, _name in settings.LANGUAGES}
+
+
+def _switched_language(request: HttpRequest, response: HttpResponse) -> bool:
+    """Whether this was Django's ``set_language`` accepting a language (it sets the cookie only
+    for a language the site offers)."""
+    match = getattr(request, "resolver_match", None)
+    return (
+        request.method == "POST"
+        and match is not None
+        and match.url_name == "set_language"
+        and settings.LANGUAGE_COOKIE_NAME in response.cookies
+    )

@@ -64,6 +64,8 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "helpdesk.sign_in.OperatorTotpRequiredMiddleware",
     "helpdesk.tenancy.TenantMiddleware",
+    # After the tenant is known: a member's own language choice (helpdesk/middleware.py).
+    "helpdesk.middleware.MemberLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -380,6 +382,9 @@ X_FRAME_OPTIONS = "DENY"
 # Django's default (2.5 MB) everywhere; the inbound endpoint alone reads up to
 # HELPDESK_INBOUND_MAX_BYTES itself (channels_in.views.inbound).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# The agent's composer (a reply, a note or a new conversation with files) may post up to this;
+# the merchant's attachment limit (at most 100 MB) is checked on the files themselves.
+HELPDESK_UPLOAD_MAX_BYTES = env_int("HELPDESK_UPLOAD_MAX_BYTES", 105 * 1024 * 1024)
 
 # Content-Security-Policy: scripts and styles only from our own static files, so customer content
 # that got past the sanitiser still cannot run or restyle the page. The sanitiser strips mail's

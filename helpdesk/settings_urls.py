@@ -9,7 +9,7 @@ from channels_in import views_settings as channel_views
 from escalation import policy_views
 from escalation import settings_views as empowerment_views
 from helpdesk import views_settings
-from tickets import reason_views, service_level_views
+from tickets import macro_views, reason_views, service_level_views, spam_views
 from tickets import views_settings as group_views
 
 app_name = "settings"
@@ -84,5 +84,11 @@ urlpatterns = [
     ),
     path("reason-codes/", reason_views.reason_code_list, name="reason_codes"),
     path("reason-codes/<int:pk>/", reason_views.reason_code_edit, name="reason_code"),
+    path("macros/", macro_views.macro_list, name="macros"),
+    path("macros/<int:pk>/", macro_views.macro_edit, name="macro"),
+    path("macros/<int:pk>/retire/", macro_views.macro_retire, name="macro_retire"),
+    path("macros/<int:pk>/restore/", macro_views.macro_restore, name="macro_restore"),
+    path("blocked/", spam_views.block_list, name="blocks"),
+    path("blocked/<int:pk>/lift/", spam_views.block_lift, name="block_lift"),
     path("escalation/", policy_views.escalation_settings, name="escalation"),
 ]

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from escalation import price_drop_views
-from helpdesk import api_key_views, dev_outbox, views, webhook_views
+from helpdesk import api_key_views, dev_outbox, profile_views, views, webhook_views
 
 # The admin signs in through allauth too, so its rate limits and TOTP cannot be bypassed there.
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
@@ -22,6 +22,7 @@ urlpatterns = [
     path("settings/webhooks/", webhook_views.webhook_list, name="webhooks"),
     path("settings/webhooks/<int:pk>/", webhook_views.webhook_detail, name="webhook"),
     path("switch-tenant/", views.switch_tenant, name="switch_tenant"),
+    path("profile/", profile_views.my_profile, name="profile"),
     path("tickets/", include("tickets.urls")),
     path("tickets/", include("escalation.urls")),
     path("inbound/", include("channels_in.urls")),

@@ -31,6 +31,8 @@ SECTIONS = [
     ("settings:members", gettext_lazy("Members"), Capability.MANAGE_MEMBERS),
     ("settings:empowerment", gettext_lazy("Remedy limits"), Capability.MANAGE_EMPOWERMENT),
     ("settings:reason_codes", gettext_lazy("Reason codes"), Capability.MANAGE_EMPOWERMENT),
+    ("settings:macros", gettext_lazy("Macros"), Capability.SUPERVISE),
+    ("settings:blocks", gettext_lazy("Blocked senders"), Capability.SUPERVISE),
     ("settings:escalation", gettext_lazy("Escalation"), Capability.MANAGE_EMPOWERMENT),
     ("webhooks", gettext_lazy("Webhook deliveries"), Capability.MANAGE_CHANNELS),
     ("settings:audit", gettext_lazy("Audit log"), Capability.READ_AUDIT_LOG),

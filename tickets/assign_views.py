@@ -19,7 +19,7 @@ from helpdesk.permissions import (
     can_work_ticket,
     tickets_in_reach,
 )
-from tickets import people, selectors, services
+from tickets import merging, people, selectors, services
 from tickets.models import Group, Ticket
 from tickets.views import tenant_required
 
@@ -127,11 +127,13 @@ def _back_to_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @tenant_required
 def bulk(request: HttpRequest) -> HttpResponse:
-    """One action on several tickets of the list: assign, set status or add a tag. Each ticket
-    goes through its service; those refused are named with the reason, the others done."""
+    """One action on several tickets of the list: assign, set status, add a tag or merge. Each
+    ticket goes through its service; those refused are named with the reason, the others done."""
     acting = acting_agent_for_request(request)
     action = request.POST.get("action", "")
     numbers = _numbers(request)
+    if action == "merge":
+        return _bulk_merge(request, acting, numbers)
     if action == "assign":
         assignee = _assignee_from(acting, request.POST.get("assignee", "").strip())
 
@@ -189,4 +191,64 @@ def bulk(request: HttpRequest) -> HttpResponse:
             )
             % {"count": len(refused), "reasons": "; ".join(refused)},
         )
+    return _back_to_list(request)
+
+
+def _bulk_merge(request: HttpRequest, acting: ActingAgent, numbers: list[int]) -> HttpResponse:
+    """Merge the chosen tickets into one: the one named in ``merge_into``, else the oldest
+    chosen (the lowest number). The agent lands on it, told which were refused and why."""
+    into = request.POST.get("merge_into", "").strip().lstrip("#")
+    if into and not into.isdigit():
+        raise BadInput(_("%(value)s is not a ticket number") % {"value": into}, field="merge_into")
+    target_number = int(into) if into else numbers[0]
+    sources = [number for number in numbers if number != target_number]
+    if not sources:
+        raise BadInput(_("Choose at least two tickets to merge"), field="tickets")
+    found = {
+        t.number: t
+        for t in tickets_in_reach(
+            acting, Ticket.objects.filter(number__in=[target_number, *sources])
+        )
+    }
+    target = found.get(target_number)
+    if target is None:
+        raise BadInput(
+            _("#%(number)s: no such ticket") % {"number": target_number}, field="merge_into"
+        )
+    merged, refused, other_customers = [], [], False
+    for number in sources:
+        source = found.get(number)
+        if source is None:
+            refused.append(_("#%(number)s: no such ticket") % {"number": number})
+            continue
+        try:
+            merging.merge_tickets(acting_agent=acting, source=source, target=target)
+        except HelpdeskError as exc:
+            refused.append(f"#{number}: {exc.message}")
+        else:
+            merged.append(f"#{number}")
+            other_customers |= source.customer_id != target.customer_id
+    if merged:
+        messages.success(
+            request,
+            _("Merged %(tickets)s into #%(number)s.")
+            % {"tickets": ", ".join(merged), "number": target.number},
+        )
+    if other_customers:
+        messages.warning(
+            request,
+            _("Some of the merged tickets were another customer's: check whom to answer."),
+        )
+    if refused:
+        messages.error(
+            request,
+            ngettext(
+                "%(count)s ticket was not merged: %(reasons)s",
+                "%(count)s tickets were not merged: %(reasons)s",
+                len(refused),
+            )
+            % {"count": len(refused), "reasons": "; ".join(refused)},
+        )
+    if merged:
+        return redirect("tickets:detail", number=target.number)
     return _back_to_list(request)

@@ -171,7 +171,12 @@ def route_new_ticket(*, ticket: Ticket) -> Ticket:
 
 
 def is_waiting(ticket: Ticket) -> bool:
-    return ticket.status in ACTIVE_STATUSES and ticket.assignee_id is None
+    # Spam and blocked senders' tickets (tickets.spam) never wait for an agent.
+    return (
+        ticket.status in ACTIVE_STATUSES
+        and ticket.assignee_id is None
+        and ticket.ignored_at is None
+    )
 
 
 def queue_fields(ticket: Ticket, *, now: datetime | None = None) -> list[str]:
@@ -191,7 +196,11 @@ def queue_for(group: Group | None) -> QuerySet[Ticket]:
     """A group's waiting tickets in hand-out order: VIP customers first, then whoever's first
     response is due soonest (near or past the target), then whoever waited longest."""
     return Ticket.objects.filter(
-        group=group, queued_at__isnull=False, assignee__isnull=True, status__in=ACTIVE_STATUSES
+        group=group,
+        queued_at__isnull=False,
+        assignee__isnull=True,
+        status__in=ACTIVE_STATUSES,
+        ignored_at__isnull=True,
     ).order_by(
         F("customer__is_vip").desc(),
         F("first_response_due_at").asc(nulls_last=True),
@@ -371,7 +380,7 @@ def hand_out_queued(*, group_ids: list[int] | None = None) -> int:
     through per kind until nobody has room for the next one. One transaction per ticket.
     """
     waiting = Ticket.objects.filter(
-        queued_at__isnull=False, group__isnull=False, assignee__isnull=True
+        queued_at__isnull=False, group__isnull=False, assignee__isnull=True, ignored_at__isnull=True
     )
     if group_ids is not None:
         waiting = waiting.filter(group_id__in=group_ids)
@@ -468,8 +477,8 @@ def notify_out_of_hours(*, ticket_id: int) -> bool:
     from tickets import business_hours
 
     ticket = Ticket.objects.select_related("group", "customer").filter(pk=ticket_id).first()
-    if ticket is None or not ticket.is_open:
-        return False
+    if ticket is None or not ticket.is_open or ticket.ignored_at is not None:
+        return False  # spam and blocked senders are never answered
     calendar = business_hours.calendar_for(ticket.group)
     now = timezone.now()
     if calendar.is_open(now):

@@ -33,10 +33,12 @@ from tickets.models import (
     AuditEvent,
     Customer,
     Group,
+    IdentityKind,
     Message,
     RoutingStrategy,
     Ticket,
 )
+from tickets.models.workspace import IgnoredReason
 
 DETAILS_KEY = "details"
 
@@ -49,6 +51,9 @@ class AuditKind(models.TextChoices):
     TICKET_ASSIGNED = "ticket.assigned", _("Ticket assigned")
     TICKET_TAGGED = "ticket.tagged", _("Ticket tagged")
     TICKET_ORDER_LINKED = "ticket.order_linked", _("Order linked to a ticket")
+    TICKET_ORDER_UNLINKED = "ticket.order_unlinked", _("Order unlinked from a ticket")
+    TICKET_MERGED = "ticket.merged", _("Tickets merged")
+    CUSTOMER_MERGED = "customer.merged", _("Customers merged")
     TICKET_ROUTED = "ticket.routed", _("Ticket routed to a group")
     TICKET_AUTO_ASSIGNED = "ticket.auto_assigned", _("Ticket assigned by routing")
     TICKET_RETURNED_TO_QUEUE = "ticket.returned_to_queue", _("Ticket returned to the queue")
@@ -108,12 +113,21 @@ class AuditKind(models.TextChoices):
     SERVICE_TARGET_SET = "service_target.set", _("Service-level target set")
     MEMBER_ROLE_CHANGED = "member.role_changed", _("Member role changed")
     MEMBER_REMOVED = "member.removed", _("Member removed from the merchant")
+    MEMBER_PROFILE_CHANGED = "member.profile_changed", _("Profile changed")
     API_KEY_CREATED = "api_key.created", _("API key created")
     API_KEY_REVOKED = "api_key.revoked", _("API key revoked")
     SUPPORT_ACCESS_STARTED = "support.access_started", _("Platform support access started")
     WEBHOOK_RESENT = "webhook.resent", _("Webhook resent")
     TICKET_REASON_CHANGED = "ticket.reason_changed", _("Ticket reason code changed")
     REASON_CODE_SAVED = "reason_code.saved", _("Reason code saved")
+    MACRO_SAVED = "macro.saved", _("Macro saved")
+    MACRO_RETIRED = "macro.retired", _("Macro retired")
+    MACRO_RESTORED = "macro.restored", _("Macro offered again")
+    TICKET_MARKED_SPAM = "ticket.marked_spam", _("Ticket marked as spam")
+    TICKET_NOT_SPAM = "ticket.not_spam", _("Ticket marked as not spam")
+    TICKET_IGNORED = "ticket.ignored", _("Ticket set aside: blocked sender")
+    SENDER_BLOCKED = "sender.blocked", _("Sender blocked")
+    SENDER_BLOCK_LIFTED = "sender.block_lifted", _("Sender block lifted")
     ESCALATION_RAISED = "escalation.raised", _("Ticket escalated")
     ESCALATION_RESOLVED = "escalation.resolved", _("Escalation resolved")
     ESCALATION_POLICY_CHANGED = "escalation.policy_changed", _("Escalation settings changed")
@@ -257,6 +271,13 @@ FIELD_LABELS: dict[str, Any] = {
     "assignee": _("Assignee"),
     "order": _("Order"),
     "ticket": _("Ticket"),
+    "merged_into": _("Merged into"),
+    "merged_from": _("Merged from"),
+    "messages_moved": _("Messages moved"),
+    "identities_moved": _("Contacts moved"),
+    "tickets_moved": _("Tickets moved"),
+    "orders_moved": _("Orders moved"),
+    "events_moved": _("Events moved"),
     "group": _("Group"),
     "state": _("State"),
     "channel": _("Channel"),
@@ -278,6 +299,9 @@ FIELD_LABELS: dict[str, Any] = {
     "to": _("To"),
     "person": _("Person"),
     "role": _("Role"),
+    "display_name": _("Display name"),
+    "language": _("Interface language"),
+    "signature": _("Email signature"),
     "default_group": _("Default group"),
     "max_attachment_bytes": _("Attachment size limit"),
     "prefix": _("Prefix"),
@@ -337,6 +361,10 @@ FIELD_LABELS: dict[str, Any] = {
     "budget_currency": _("Budget currency"),
     "defect_rate_percent": _("Defect-rate alert (%)"),
     "defect_min_orders": _("Fewest orders for a defect rate"),
+    "body": _("Text"),
+    "ignored_reason": _("Set aside as"),
+    "sender": _("Sender"),
+    "identity_kind": _("Kind of contact"),
 }
 
 # How routing chose (``rule`` in a routing event's details), in the reader's words.
@@ -381,10 +409,16 @@ def value_words(field: str, value: Any, people: Mapping[int, str] | None = None)
         return _choice_label(Ticket.Status, value)
     if field == "role":
         return _choice_label(Role, value)
+    if field == "language" and isinstance(value, str):
+        return language_words(value)
     if field == "priority":
         return _choice_label(Ticket.Priority, value)
     if field == "presence":
         return _choice_label(AgentPresence.Status, value)
+    if field == "ignored_reason":
+        return _choice_label(IgnoredReason, value)
+    if field == "identity_kind":
+        return _choice_label(IdentityKind, value)
     if field == "strategy":
         return _choice_label(RoutingStrategy, value)
     if field == "rule" and isinstance(value, str):
@@ -402,6 +436,18 @@ def value_words(field: str, value: Any, people: Mapping[int, str] | None = None)
     if field == "max_attachment_bytes" and isinstance(value, int):
         return str(filesizeformat(value))
     return str(value)
+
+
+def language_words(code: str) -> str:
+    """An interface language by its own name ("简体中文"), or the merchant's default for ""."""
+    from django.utils.translation import get_language_info
+
+    if not code:
+        return str(_("The merchant's default"))
+    try:
+        return str(get_language_info(code)["name_local"])
+    except KeyError:
+        return code
 
 
 def weekly_hours_words(week: list[Any]) -> str:
@@ -518,6 +564,8 @@ OBJECT_LABELS: dict[str, Any] = {
     "pricedrop": _("Price cut"),
     "agentpresence": _("Agent presence"),
     "servicetarget": _("Service-level target"),
+    "macro": _("Macro"),
+    "block": _("Blocked sender"),
 }
 
 
@@ -562,6 +610,17 @@ def _names_of(object_type: str, ids: list[int]) -> dict[int, tuple[str, str]]:
     if object_type == "agentpresence":
         rows = AgentPresence.objects.filter(pk__in=ids)
         return {pk: (name, "") for pk, name in rows.values_list("pk", "user__username")}
+    if object_type == "macro":
+        rows = apps.get_model("tickets", "Macro").objects.filter(pk__in=ids)
+        return {
+            pk: (name, reverse("settings:macro", args=[pk]))
+            for pk, name in rows.values_list("pk", "name")
+        }
+    if object_type == "block":
+        rows = apps.get_model("tickets", "Block").objects.filter(pk__in=ids)
+        return {
+            pk: (value, reverse("settings:blocks")) for pk, value in rows.values_list("pk", "value")
+        }
     if object_type == "servicetarget":
         rows = apps.get_model("tickets", "ServiceTarget").objects.filter(pk__in=ids)
         return {

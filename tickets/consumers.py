@@ -1,11 +1,13 @@
 """Agents' browsers subscribe here to their tenant's events (new tickets, new messages, who is
-online), and send heartbeats that keep their presence live (tickets/presence.py)."""
+online), send heartbeats that keep their presence live (tickets/presence.py), and say which
+ticket they have open and when they type in it (tickets/ticket_presence.py)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ from django.db import DatabaseError, connections, transaction
 from helpdesk import permissions, realtime, tenancy
 from helpdesk.errors import PermissionDenied
 from helpdesk.models import Tenant
-from tickets import presence
+from tickets import presence, ticket_presence
 from tickets.models import GroupMember
 
 logger = logging.getLogger(__name__)
@@ -26,6 +28,11 @@ MEMBERSHIP_RECHECK_SECONDS = 60
 # Pages send a heartbeat every 20 s; a socket writes at most one per this many seconds, however
 # often (or however many times over) its page sends them.
 HEARTBEAT_MIN_SECONDS = 10
+# Colleagues on a ticket: a socket relays at most one "typing" per ticket this often (pages send
+# one per 3 s), and follows at most this many tickets at once.
+TYPING_MIN_SECONDS = 2.0
+TYPING_SHOWN_SECONDS = 6.0
+MAX_TICKETS_FOLLOWED = 8
 
 
 # Events only people who may supervise hear: an alert names figures and agents.
@@ -116,6 +123,18 @@ def heartbeat_of_socket(tenant: Tenant, user: Any) -> str | None:
         connections.close_all()
 
 
+@database_sync_to_async
+def viewer_name_of_socket(tenant: Tenant, user: Any, number: int) -> str | None:
+    """``ticket_presence.viewer_name`` from a socket; the database connection is closed after."""
+    try:
+        return ticket_presence.viewer_name(user=user, tenant=tenant, number=number)
+    except DatabaseError:
+        logger.warning("ticket presence of user %s not checked", user.pk, exc_info=True)
+        return None
+    finally:
+        connections.close_all()
+
+
 class AgentEventsConsumer(AsyncJsonWebsocketConsumer):
     group_name = ""
     tenant: Tenant | None = None
@@ -128,6 +147,17 @@ class AgentEventsConsumer(AsyncJsonWebsocketConsumer):
     heartbeat_at: float | None = None
     status = UNKNOWN
     told_status = UNKNOWN
+    # Colleagues on a ticket: the tickets this socket's page shows (number: when the person's
+    # right to work it was last checked), when it last typed in each, and how it is named.
+    followed: dict[int, float]
+    typed_at: dict[int, float]
+    viewer_name = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.followed = {}
+        self.typed_at = {}
+        self.tab = uuid.uuid4().hex[:12]  # tells a person's two pages apart, nothing more
 
     async def connect(self) -> None:
         found = await tenant_of_socket(self.scope)
@@ -146,7 +176,10 @@ class AgentEventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         # Presence stays: a reloaded page reconnects at once, and the sweep notices an agent
-        # whose pages all went quiet (tickets.presence.sweep_presence).
+        # whose pages all went quiet (tickets.presence.sweep_presence). Colleagues on a ticket
+        # hear at once that this page left it.
+        for number in list(self.followed):
+            await self.leave_ticket(number)
         if self.group_name:
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
 
@@ -163,8 +196,13 @@ class AgentEventsConsumer(AsyncJsonWebsocketConsumer):
         await self.receive_json(content)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "heartbeat":
+        if not isinstance(content, dict):
+            return
+        kind = content.get("type")
+        if kind == "heartbeat":
             await self.heartbeat()
+        elif kind in ticket_presence.STATES:
+            await self.ticket_presence_from_page(kind, content)
 
     async def heartbeat(self) -> None:
         """The page is open: record it (at most once per ``HEARTBEAT_MIN_SECONDS``) and tell
@@ -220,3 +258,83 @@ class AgentEventsConsumer(AsyncJsonWebsocketConsumer):
                 return  # the page heard it already, in answer to its heartbeat
             self.status = self.told_status = message["payload"]["status"]
         await self.send_json({"event": message["event"], "payload": message["payload"]})
+
+    # Colleagues on a ticket (tickets/ticket_presence.py).
+
+    async def ticket_presence_from_page(self, kind: str, content: dict[str, Any]) -> None:
+        """The page shows a ticket ("viewing"), types in it ("typing") or left it ("left"):
+        tell the colleagues who have it open, once the person may work it."""
+        number = ticket_presence.ticket_number_of(content)
+        if number is None or self.tenant is None or not self.group_name:
+            return
+        if kind == "left":
+            await self.leave_ticket(number)
+            return
+        if not await self.still_member():
+            return
+        now = time.monotonic()
+        checked_at = self.followed.get(number)
+        first = checked_at is None
+        if first and len(self.followed) >= MAX_TICKETS_FOLLOWED:
+            return
+        if first or now - checked_at > MEMBERSHIP_RECHECK_SECONDS:
+            name = await viewer_name_of_socket(self.tenant, self.scope["user"], number)
+            if name is None:  # not theirs to work (any more): they hear and tell nothing
+                if not first:
+                    await self.leave_ticket(number)
+                return
+            self.viewer_name = name
+            self.followed[number] = now
+            if first:
+                group = ticket_presence.ticket_group(self.tenant.pk, number)
+                await self.channel_layer.group_add(group, self.channel_name)
+        if kind == "typing":
+            typed = self.typed_at.get(number)
+            if typed is not None and now - typed < TYPING_MIN_SECONDS:
+                return
+            self.typed_at[number] = now
+        message = self.ticket_presence_message(number, kind, box=ticket_presence.box_of(content))
+        # A newcomer asks those already there to say so, to it alone.
+        message["ask"] = first
+        await self.channel_layer.group_send(
+            ticket_presence.ticket_group(self.tenant.pk, number), message
+        )
+
+    async def leave_ticket(self, number: int) -> None:
+        if number not in self.followed or self.tenant is None:
+            return
+        del self.followed[number]
+        self.typed_at.pop(number, None)
+        group = ticket_presence.ticket_group(self.tenant.pk, number)
+        await self.channel_layer.group_send(group, self.ticket_presence_message(number, "left"))
+        await self.channel_layer.group_discard(group, self.channel_name)
+
+    def ticket_presence_message(
+        self, number: int, state: str, box: str = "reply"
+    ) -> dict[str, Any]:
+        return {
+            "type": "ticket.presence",
+            "ticket": number,
+            "state": state,
+            "box": box,
+            "user": self.reach.user_id if self.reach else None,
+            "name": self.viewer_name,
+            "tab": self.tab,
+            "sender": self.channel_name,
+        }
+
+    async def ticket_presence(self, message: dict[str, Any]) -> None:
+        """A colleague's page on a ticket this page shows: pass it on, and answer a newcomer."""
+        number = message.get("ticket")
+        if number not in self.followed or message.get("sender") == self.channel_name:
+            return
+        if self.reach is None or message.get("user") == self.reach.user_id:
+            return  # the person's own other page
+        payload = {key: message.get(key) for key in ("ticket", "state", "box", "user", "name")}
+        payload["page"] = message.get("tab")
+        await self.send_json({"event": ticket_presence.PRESENCE_EVENT, "payload": payload})
+        if message.get("ask") and message.get("state") != "left":
+            typed = self.typed_at.get(number)
+            typing = typed is not None and time.monotonic() - typed < TYPING_SHOWN_SECONDS
+            answer = self.ticket_presence_message(number, "typing" if typing else "viewing")
+            await self.channel_layer.send(message["sender"], answer)

@@ -133,6 +133,7 @@ def _waiting_tickets() -> QuerySet[Ticket]:
         Q(queued_at__isnull=False) | Q(group__isnull=True),
         assignee__isnull=True,
         status__in=assignment.ACTIVE_STATUSES,
+        ignored_at__isnull=True,
     )
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.db.models.functions import Substr
 from django.http import Http404
 
@@ -20,6 +20,7 @@ from helpdesk.permissions import (
     tickets_in_reach,
     works_every_group,
 )
+from tickets import inbox
 from tickets.models import Attachment, Customer, CustomerEvent, Message, Ticket
 
 
@@ -46,26 +47,13 @@ def access_attachment(*, agent: ActingAgent, pk: int) -> Attachment:
 def ticket_queue(
     *, agent: ActingAgent, status: str = "", query: str = "", mine: bool = False
 ) -> QuerySet[Ticket]:
-    """The tickets in ``agent``'s reach for the list: open ones first by default, newest
-    activity first."""
-    tickets = tickets_in_reach(
-        agent, Ticket.objects.select_related("customer", "assignee", "group")
-    )
-    if status == "all":
-        pass
-    elif status:
-        tickets = tickets.filter(status=status)
-    else:
-        tickets = tickets.exclude(status__in=[Ticket.Status.SOLVED, Ticket.Status.CLOSED])
-    if mine:
-        tickets = tickets.filter(assignee=agent.user)
-    if query:
-        match = Q(subject__icontains=query) | Q(customer__name__icontains=query)
-        match |= Q(customer__identities__value__icontains=query)
-        if query.lstrip("#").isdigit():
-            match |= Q(number=int(query.lstrip("#")))
-        tickets = tickets.filter(match).distinct()
-    return tickets.order_by("-updated_at")
+    """The tickets in ``agent``'s reach for the API's list: unsolved ones by default (``status``
+    "all" or one status otherwise), spam left out, found by ``query`` (tickets.search), newest
+    activity first. The pages use tickets.inbox directly."""
+    view = inbox.VIEWS["mine" if mine else inbox.DEFAULT_VIEW]
+    filters = inbox.Filters(status=status, query=query)
+    tickets = inbox.view_tickets(agent=agent, view=view, filters=filters)
+    return tickets.select_related("customer", "assignee", "group").order_by("-updated_at", "-pk")
 
 
 def conversation(*, ticket: Ticket) -> QuerySet[Message]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import django.dispatch
 import phonenumbers
+from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
@@ -30,7 +32,7 @@ from helpdesk.permissions import (
     require_ticket_in_reach,
 )
 from helpdesk.tenancy import require_tenant
-from tickets import assignment, audit
+from tickets import assignment, audit, search, spam
 from tickets.audit import AuditKind
 from tickets.incoming import Identity, InboundEvent, InboundMessage
 from tickets.models import (
@@ -71,18 +73,20 @@ def normalise_identity(*, kind: str, value: str, region: str = "CN") -> str:
     value = (value or "").strip()
     if kind == IdentityKind.EMAIL:
         if not re.fullmatch(r"[^@\s]+@[^@\s]+", value):
-            raise BadInput(f"{value!r} is not an email address", field="email")
+            raise BadInput(_("%(value)s is not an email address") % {"value": value}, field="email")
         return value.lower()
     if kind == IdentityKind.PHONE:
         try:
             number = phonenumbers.parse(value, region)
         except phonenumbers.NumberParseException as exc:
-            raise BadInput(f"{value!r} is not a phone number", field="phone") from exc
+            raise BadInput(
+                _("%(value)s is not a phone number") % {"value": value}, field="phone"
+            ) from exc
         if not phonenumbers.is_possible_number(number):
-            raise BadInput(f"{value!r} is not a phone number", field="phone")
+            raise BadInput(_("%(value)s is not a phone number") % {"value": value}, field="phone")
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if not value:
-        raise BadInput(f"An empty {kind} identity cannot name a customer", field=kind)
+        raise BadInput(_("An empty contact cannot name a customer"), field=kind)
     return value
 
 
@@ -228,6 +232,7 @@ def draft_ticket(
     language: str = "",
     category: str = "",
     last_customer_message_at: datetime | None = None,
+    search_words: str = "",
 ) -> Ticket:
     """A new ticket without its number yet, waiting in its group's queue with its service-level
     clocks running. The caller must call ``number_ticket`` as the last write of the same
@@ -254,6 +259,8 @@ def draft_ticket(
         last_customer_message_at=last_customer_message_at,
         queued_at=now,
     )
+    # Found by search from the start: written with the row (tickets.search).
+    ticket.search_text = search.new_ticket_document(ticket, search_words)
     service_levels.start_clocks(ticket)
     ticket.save(force_insert=True)
     return ticket
@@ -313,6 +320,8 @@ def number_ticket(
             )
         )
     audit.record_all(events)
+    if ticket.ignored_at is not None:
+        return ticket  # a blocked sender's ticket: nobody is told (tickets.spam)
     realtime.publish_after_commit(
         tenant.pk,
         "ticket.created",
@@ -351,7 +360,7 @@ def change_ticket_status(*, acting_agent: Actor, ticket: Ticket, status: str) ->
     """Move a ticket in reach along its lifecycle; solved or closed tickets may be reopened."""
     require_ticket_in_reach(acting_agent, ticket)
     if status not in Status.values:
-        raise BadInput(f"Unknown status {status!r}", field="status")
+        raise BadInput(_("Unknown status %(status)s") % {"status": status}, field="status")
     with transaction.atomic():
         ticket.refresh_from_db(from_queryset=Ticket.objects.select_for_update())
         old = ticket.status
@@ -570,6 +579,7 @@ def link_order(*, acting_agent: Actor, ticket: Ticket, order: Order) -> Ticket:
         old = ticket.order_id
         ticket.order = order
         ticket.save(update_fields=["order", "updated_at"])
+        search.note_order(ticket, order)
         audit.record(
             actor=acting_agent,
             kind=AuditKind.TICKET_ORDER_LINKED,
@@ -580,14 +590,20 @@ def link_order(*, acting_agent: Actor, ticket: Ticket, order: Order) -> Ticket:
     return ticket
 
 
-def add_note(*, acting_agent: Actor, ticket: Ticket, text: str) -> Message:
-    """An internal note on a ticket in reach: visible to agents only, never sent to the
-    customer."""
+def add_note(
+    *, acting_agent: Actor, ticket: Ticket, text: str, attachments: Sequence[File] = ()
+) -> Message:
+    """An internal note on a ticket in reach, with files if any: visible to agents only, never
+    sent to the customer."""
+    from tickets import composer
+
     require_ticket_in_reach(acting_agent, ticket)
     text = (text or "").strip()
     if not text:
         raise BadInput(_("A note needs some text"), field="text")
-    with transaction.atomic():
+    composer.check_files(attachments)
+    stored = composer.WrittenFiles()
+    with stored.removed_on_failure(), transaction.atomic():
         message = Message.objects.create(
             ticket=ticket,
             direction=Message.Direction.NOTE,
@@ -597,7 +613,10 @@ def add_note(*, acting_agent: Actor, ticket: Ticket, text: str) -> Message:
             full_text=text,
             delivery_state=Message.Delivery.NOT_SENT,
         )
-        Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
+        composer.attach_files(message, attachments, stored=stored)
+        Ticket.objects.filter(pk=ticket.pk).update(
+            updated_at=timezone.now(), search_text=search.appended(message.body_text)
+        )
         audit.record(actor=acting_agent, kind=AuditKind.MESSAGE_NOTE_ADDED, obj=message)
         realtime.publish_after_commit(
             ticket.tenant_id,
@@ -729,11 +748,27 @@ def record_customer_message(
     customer = sender_of(inbound, account_id=account_id)
     learn_what_the_channel_said(customer, inbound)
     ticket = find_thread(customer=customer, inbound=inbound, account_id=account_id)
+    blocked = spam.sender_is_blocked(inbound)
+    if ticket is not None and (ticket.ignored_at is not None) != blocked:
+        # A blocked sender never writes onto a ticket being worked, nor anyone else onto a
+        # ticket set aside as spam: each starts a ticket of its own.
+        ticket = None
     order = find_order_reference(customer=customer, inbound=inbound)
     new_ticket = ticket is None
     customer_wrote_at = inbound.sent_at or timezone.now()
+    first_words = search.document_words(inbound.sender_value, inbound.text) if new_ticket else ""
     routed = None
-    if ticket is None:
+    if ticket is None and blocked:
+        ticket = draft_ticket(
+            customer=customer,
+            subject=clean_text(inbound.subject),
+            channel=inbound.channel,
+            order=order,
+            last_customer_message_at=customer_wrote_at,
+            search_words=first_words,
+        )
+        spam.set_aside_new_ticket(ticket)  # stored, never routed (tickets.spam)
+    elif ticket is None:
         routed = assignment.route(
             customer=customer,
             channel=inbound.channel,
@@ -751,11 +786,12 @@ def record_customer_message(
             language=routed.language,
             category=routed.category,
             last_customer_message_at=customer_wrote_at,
+            search_words=first_words,
         )
     else:
         if order is not None and ticket.order_id is None:
             link_order(acting_agent=SYSTEM, ticket=ticket, order=order)
-        if ticket.status in {Status.PENDING, Status.SOLVED, Status.ON_HOLD}:
+        if ticket.status in {Status.PENDING, Status.SOLVED, Status.ON_HOLD} and not blocked:
             # The customer answered: the ticket needs an agent again.
             change_ticket_status(acting_agent=SYSTEM, ticket=ticket, status=Status.OPEN)
 
@@ -789,8 +825,13 @@ def record_customer_message(
         number_ticket(acting_agent=SYSTEM, ticket=ticket, routed_by=routed.rule if routed else "")
     else:
         Ticket.objects.filter(pk=ticket.pk).update(
-            last_customer_message_at=customer_wrote_at, updated_at=timezone.now()
+            last_customer_message_at=customer_wrote_at,
+            updated_at=timezone.now(),
+            search_text=search.appended(message.body_text),
         )
+    if ticket.ignored_at is not None:
+        # A blocked sender's message: kept on its set-aside ticket, nobody is told.
+        return Filed(message=message, ticket=ticket, new_ticket=new_ticket)
     realtime.publish_after_commit(
         ticket.tenant_id,
         "ticket.message",
@@ -897,17 +938,25 @@ def record_customer_event(*, event: InboundEvent, account_id: int | None) -> Cus
 
 
 def reply_to_customer(
-    *, acting_agent: ActingAgent, ticket: Ticket, text: str, status: str = Status.PENDING
+    *,
+    acting_agent: ActingAgent,
+    ticket: Ticket,
+    text: str,
+    status: str = Status.PENDING,
+    attachments: Sequence[File] = (),
+    cc: Sequence[str] | str = (),
+    bcc: Sequence[str] | str = (),
 ) -> Message:
     """Reply to the customer on a ticket in reach, on its channel. The channel addresses the
-    reply and delivers it after commit, with retries.
+    reply and delivers it after commit, with retries. Files and CC/BCC go only where the
+    channel carries them (tickets.composer).
 
     The ticket takes ``status`` once the reply is sent: a reply that never reached the customer
     does not leave the ticket waiting for them.
     """
     # The channel layer delivers; tickets only decides what is said and by whom.
     from channels_in import outbound
-    from tickets import service_levels
+    from tickets import composer, service_levels
 
     require_ticket_in_reach(acting_agent, ticket)
     text = (text or "").strip()
@@ -915,6 +964,9 @@ def reply_to_customer(
         raise BadInput(_("A reply needs some text"), field="text")
     if status not in Status.values:
         raise BadInput(_("Unknown status %(status)s") % {"status": status}, field="status")
+    cc, bcc = composer.copy_addresses(cc, field="cc"), composer.copy_addresses(bcc, field="bcc")
+    composer.check_outgoing(channel=ticket.channel, files=attachments, cc=cc, bcc=bcc)
+    composer.check_files(attachments)
     message = Message(
         ticket=ticket,
         direction=Message.Direction.OUTBOUND,
@@ -927,18 +979,24 @@ def reply_to_customer(
         # The status applies on sending only if nobody changed it since (see
         # apply_status_chosen_with_reply).
         status_when_written=ticket.status,
+        cc=cc,
+        bcc=bcc,
     )
     outbound.prepare_reply(message)
-    with transaction.atomic():
+    stored = composer.WrittenFiles()
+    with stored.removed_on_failure(), transaction.atomic():
         take_unassigned_on_reply(acting_agent=acting_agent, ticket=ticket)
         message.save()
+        composer.attach_files(message, attachments, stored=stored)
         audit.record(
             actor=acting_agent,
             kind=AuditKind.MESSAGE_REPLY_QUEUED,
             obj=message,
             details={"channel": ticket.channel, "then_status": status},
         )
-        Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
+        Ticket.objects.filter(pk=ticket.pk).update(
+            updated_at=timezone.now(), search_text=search.appended(message.body_text)
+        )
         if isinstance(acting_agent, ActingAgent):  # a person answered, not an automatic notice
             service_levels.note_first_response(ticket=ticket, at=message.created_at)
         outbound.hand_over(message)

@@ -37,8 +37,8 @@ def find_thread(
 
     In order: the message it replies to (reply headers), the channel's conversation id, a
     ``[#123]`` token of this customer's ticket in the subject, then this customer's open ticket
-    on the same channel within the threading window of the message's date. A closed ticket is
-    never continued. A reply joins a ticket only when its sender is the ticket's customer or was
+    on the same channel within the threading window of the message's date. A link to a merged
+    ticket leads to the ticket it was merged into. A closed ticket is never continued. A reply joins a ticket only when its sender is the ticket's customer or was
     sent or copied the message it answers: knowing a Message-ID is not enough to read someone's
     ticket.
     """
@@ -48,6 +48,7 @@ def find_thread(
         customer=customer, inbound=inbound, reply_ids=reply_ids, account_id=account_id
     )
     for ticket in linked:
+        ticket = _surviving(ticket)
         if ticket is not None and ticket.status != Ticket.Status.CLOSED:
             return ticket
     if reply_ids:
@@ -72,6 +73,15 @@ def find_thread(
         .order_by("-updated_at")
         .first()
     )
+
+
+def _surviving(ticket: Ticket | None, hops: int = 5) -> Ticket | None:
+    """The ticket a merged one went into (tickets.merging), following a few merges in a row;
+    any other ticket as it is."""
+    while ticket is not None and ticket.merged_into_id is not None and hops > 0:
+        ticket = Ticket.objects.select_related("group").filter(pk=ticket.merged_into_id).first()
+        hops -= 1
+    return ticket
 
 
 def _linked_tickets(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -15,8 +16,9 @@ from django.views.decorators.http import require_POST
 from escalation.selectors import remedy_panel
 from helpdesk.errors import HelpdeskError
 from helpdesk.permissions import acting_agent_for_request
-from tickets import queues, selectors, services
-from tickets.models import Message, Ticket
+from tickets import inbox, merging, people, queues, selectors, services
+from tickets.inbox_forms import InboxForm
+from tickets.models import Group, Message, Ticket
 
 
 def tenant_required(view):  # type: ignore[no-untyped-def]
@@ -35,26 +37,42 @@ def tenant_required(view):  # type: ignore[no-untyped-def]
 
 @tenant_required
 def ticket_list(request: HttpRequest) -> HttpResponse:
-    status = request.GET.get("status", "")
-    query = request.GET.get("q", "").strip()
-    mine = request.GET.get("mine") == "1"
-    tickets = selectors.ticket_queue(
-        agent=acting_agent_for_request(request), status=status, query=query, mine=mine
+    """The inbox: a view's tickets with filters and search, newest activity first, a keyset
+    page at a time (tickets.inbox)."""
+    acting = acting_agent_for_request(request)
+    form = InboxForm(
+        request.GET, groups=list(Group.objects.order_by("name")), people=people.ticket_workers()
     )
-    page = Paginator(tickets, 50).get_page(request.GET.get("page"))
+    form.is_valid()
+    view, filters = form.chosen_view(), form.filters()
+    tickets = inbox.view_tickets(agent=acting, view=view, filters=replace(filters, query=""))
+    page = inbox.search_page(
+        tickets,
+        filters.query,
+        older_than=form.value("older", None),
+        newer_than=form.value("newer", None),
+    )
+    kept = {
+        name: value
+        for name, value in request.GET.items()
+        if value and name in form.fields and name not in {"older", "newer", "mine", *form.errors}
+    }
+    kept["view"] = view.key
+    counts = inbox.view_counts(agent=acting)
     return render(
         request,
         "tickets/list.html",
         {
             "page": page,
-            "status": status,
-            "q": query,
-            "mine": mine,
+            "form": form,
+            "view": view,
+            "filters": filters,
+            "views": [(v, counts[v.key]) for v in inbox.VIEWS.values()],
+            "count_cap": inbox.COUNT_CAP,
             "statuses": Ticket.Status.choices,
-            "pager_query": urlencode(
-                {"status": status, "q": query, **({"mine": 1} if mine else {})}
-            ),
+            "here": urlencode(kept),
         },
+        status=400 if form.errors else 200,
     )
 
 
@@ -84,9 +102,6 @@ def ticket_detail(request: HttpRequest, number: int) -> HttpResponse:
             "allowed_statuses": services.ALLOWED_TRANSITIONS[ticket.status],
             "reply_to": reply_to(ticket)[0],
             "reply_blocked": reply_to(ticket)[1],
-            "audit": services.AuditEvent.objects.filter(
-                object_type="ticket", object_id=str(ticket.pk)
-            )[:20],
             "remedy_panel": remedy_panel(acting_agent=acting, ticket=ticket),
             "queue_wait": queues.queue_wait(ticket),
         },
@@ -130,7 +145,15 @@ def ticket_priority(request: HttpRequest, number: int) -> HttpResponse:
 def ticket_note(request: HttpRequest, number: int) -> HttpResponse:
     acting = acting_agent_for_request(request)
     ticket = selectors.access_ticket(agent=acting, number=number)
-    services.add_note(acting_agent=acting, ticket=ticket, text=request.POST.get("text", ""))
+    try:
+        services.add_note(
+            acting_agent=acting,
+            ticket=ticket,
+            text=request.POST.get("text", ""),
+            attachments=request.FILES.getlist("attachments"),
+        )
+    except HelpdeskError as refused:
+        return composer_refused(request, number, refused, form="note")
     messages.success(request, _("Note added."))
     return redirect(reverse("tickets:detail", args=[ticket.number]) + "?sent=note")
 
@@ -157,7 +180,18 @@ def ticket_reply(request: HttpRequest, number: int) -> HttpResponse:
         response.status_code = 409
         return response
     customer_wrote = seen_id is not None and collisions.customer_messages_since(ticket, seen_id)
-    reply = services.reply_to_customer(acting_agent=acting, ticket=ticket, text=text, status=status)
+    try:
+        reply = services.reply_to_customer(
+            acting_agent=acting,
+            ticket=ticket,
+            text=text,
+            status=status,
+            attachments=request.FILES.getlist("attachments"),
+            cc=request.POST.get("cc", ""),
+            bcc=request.POST.get("bcc", ""),
+        )
+    except HelpdeskError as refused:
+        return composer_refused(request, number, refused, form="reply")
     tell_delivery(request, reply)
     if customer_wrote:
         messages.info(
@@ -165,6 +199,25 @@ def ticket_reply(request: HttpRequest, number: int) -> HttpResponse:
         )
     # The marker tells static/js/drafts.js that the reply draft went out and may be forgotten.
     return redirect(reverse("tickets:detail", args=[ticket.number]) + "?sent=reply")
+
+
+# What the composer's forms hold: an error about one of them is shown on the form itself.
+COMPOSER_FIELDS = {"text", "attachments", "cc", "bcc", "status"}
+
+
+def composer_refused(
+    request: HttpRequest, number: int, refused: HelpdeskError, *, form: str
+) -> HttpResponse:
+    """The ticket page again (400) with the error on the reply or note form and what the agent
+    typed still in it; an error about anything else goes the usual way (a message)."""
+    if refused.extra.get("field") not in COMPOSER_FIELDS:
+        raise refused
+    # The composer reads it from the request (templates/tickets/ticket/composer.html).
+    typed = {name: request.POST.get(name, "") for name in ("text", "cc", "bcc", "status")}
+    request.composer_error = {**typed, **refused.extra, "form": form, "message": refused.message}
+    response = ticket_detail(request, number)
+    response.status_code = refused.status
+    return response
 
 
 def tell_delivery(request: HttpRequest, reply: Message) -> None:
@@ -246,6 +299,8 @@ def attachment_download(request: HttpRequest, pk: int) -> FileResponse:
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One customer across channels: who they are, their tickets in reach and their timeline."""
     acting = acting_agent_for_request(request)
+    if (merged_into := merging.merged_customer_target(agent=acting, pk=pk)) is not None:
+        return redirect("tickets:customer", pk=merged_into)  # one person's page since the merge
     customer = selectors.access_customer(agent=acting, pk=pk)
     return render(
         request,

@@ -10,6 +10,12 @@
   const status = document.getElementById("live-status");
   const presenceSwitch = document.querySelector("select[data-presence-user]");
   let retry = 1000;
+  // Other modules speak over this socket (ticket-presence.js): they dispatch "helpdesk:send"
+  // with the message as its detail, and hear "helpdesk:connected" each time it (re)opens.
+  let openSocket = null;
+  document.addEventListener("helpdesk:send", (event) => {
+    if (openSocket && openSocket.readyState === WebSocket.OPEN) openSocket.send(JSON.stringify(event.detail));
+  });
 
   function showStatus(state) {
     if (!status) return;
@@ -63,7 +69,9 @@
     };
     socket.onopen = () => {
       retry = 1000;
+      openSocket = socket;
       showStatus("connected");
+      document.dispatchEvent(new CustomEvent("helpdesk:connected"));
       beat();
       heartbeat = setInterval(beat, HEARTBEAT_MS);
     };
@@ -87,6 +95,7 @@
       notice.hidden = false;
     };
     socket.onclose = (event) => {
+      if (openSocket === socket) openSocket = null;
       if (heartbeat !== null) clearInterval(heartbeat);
       heartbeat = null;
       showStatus("offline");

@@ -223,8 +223,8 @@ def test_the_database_refuses_a_new_message_on_another_merchants_ticket(
             "INSERT INTO tickets_message (tenant_id, ticket_id, direction, channel, subject, "
             "body_text, full_text, body_html, external_id, delivery_state, delivery_error, "
             "delivery_attempts, conversation_id, then_status, status_when_written, metadata, "
-            "created_at) VALUES (%s, %s, 'note', 'email', '', 'planted', '', '', '', 'not_sent', "
-            "'', 0, '', '', '', '{}', now())",
+            "cc, bcc, created_at) VALUES (%s, %s, 'note', 'email', '', 'planted', '', '', '', "
+            "'not_sent', '', 0, '', '', '', '{}', '[]', '[]', now())",
             [tenant_acme.pk, globex["ticket"].pk],
         )
     with tenancy.activate(tenant_acme), connection.cursor() as cursor:

@@ -130,5 +130,5 @@ def test_the_ticket_page_history_shows_labels_and_old_and_new(agent_li, washer_t
         acting_agent=acting(agent_li), ticket=washer_ticket, status="pending"
     )
     page = login(agent_li).get(f"/tickets/{washer_ticket.number}/").content.decode()
-    assert "Ticket status changed (Status: New → Pending)" in page
-    assert "Ticket opened" in page
+    assert "Status changed from New to Pending" in page  # tickets/history.py words it
+    assert "Ticket opened on Email" in page

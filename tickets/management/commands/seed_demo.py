@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from io import StringIO
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -20,7 +22,7 @@ from escalation.policy_settings import update_escalation_policy
 from helpdesk import tenancy
 from helpdesk.models import Membership, Role, Tenant
 from helpdesk.permissions import SYSTEM, acting_agent_for
-from tickets import reasons, services
+from tickets import reasons, search, services
 from tickets.assignment import route_new_ticket
 from tickets.management.demo_history import HISTORY, HistorySeeder
 from tickets.models import (
@@ -261,6 +263,8 @@ class Command(BaseCommand):
         for spec in MERCHANTS:
             logins += self.seed_merchant(spec)
             self.check_alerts(spec)
+        # The demo history is written without its search text: found by search like the rest.
+        call_command("rebuild_search", empty_only=True, stdout=StringIO())
         operator = self.seed_operator()
         self.stdout.write(self.style.SUCCESS("Demo data is ready. Sign in at /login/ with:"))
         for username, tenant, role in logins:
@@ -346,6 +350,7 @@ class Command(BaseCommand):
             self.seed_default_group(spec, agents)
             self.seed_limits(spec)
             self.seed_reasons(spec)
+            self.seed_macros()
             self.seed_escalation_policy(spec)
             self.seed_tenant_data(tenant, spec, users, agents)
         return logins
@@ -399,6 +404,32 @@ class Command(BaseCommand):
                 is_complaint=complaint,
                 position=position * 10,
             )
+
+    def seed_macros(self) -> None:
+        from tickets.macros import save_macro
+        from tickets.models import Macro
+
+        if Macro.objects.exists():  # the merchant keeps its own canned replies
+            return
+        for name, body in (
+            (
+                "物流查询 Where is my parcel",
+                "{{ customer.name }}您好，您的订单 {{ order.number }} 已由 {{ order.carrier }} "
+                "发出，运单号 {{ order.tracking_number }}，一般 2-3 天送达。\n\n{{ agent.name }}",
+            ),
+            (
+                "Shipping update",
+                "Hi {{ customer.name }},\n\nyour order {{ order.number }} is on its way with "
+                "{{ order.carrier }}, tracking number {{ order.tracking_number }}.\n\n"
+                "Best regards,\n{{ agent.name }}",
+            ),
+            (
+                "安装预约 Installation visit",
+                "{{ customer.name }}您好，关于工单 #{{ ticket.number }}，我们会安排师傅在 48 "
+                "小时内联系您预约上门安装。如有问题请直接回复本邮件。\n\n{{ agent.name }}",
+            ),
+        ):
+            save_macro(acting_agent=SYSTEM, name=name, body=body)
 
     def seed_escalation_policy(self, spec: dict[str, Any]) -> None:
         if EscalationPolicy.objects.exists() or "budget" not in spec:  # keep the merchant's own
@@ -477,7 +508,7 @@ class Command(BaseCommand):
                 reason_code=reason,
             )
             route_new_ticket(ticket=ticket)
-            Message.objects.create(
+            message = Message.objects.create(
                 ticket=ticket,
                 direction=Message.Direction.INBOUND,
                 channel=channel,
@@ -486,6 +517,7 @@ class Command(BaseCommand):
                 body_text=body.format(order=order.number),
                 full_text=body.format(order=order.number),
             )
+            search.note_message(ticket, message)  # found by its words (tickets.search)
             if status != Ticket.Status.NEW:
                 services.assign_ticket(acting_agent=SYSTEM, ticket=ticket, assignee=agent)
                 services.change_ticket_status(

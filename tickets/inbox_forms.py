@@ -1,0 +1,84 @@
+"""The inbox's query string, read strictly: a value that is not one of the choices is a form
+error shown on the page (and that filter is left out), never a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from tickets import inbox
+from tickets.models import Channel, Group, Ticket
+from tickets.people import Person
+
+
+class InboxForm(forms.Form):
+    view = forms.ChoiceField(required=False, label=_("View"))
+    q = forms.CharField(required=False, max_length=200, label=_("Search"))
+    status = forms.ChoiceField(required=False, label=_("Status"))
+    channel = forms.ChoiceField(required=False, label=_("Channel"))
+    priority = forms.ChoiceField(required=False, label=_("Priority"))
+    tag = forms.CharField(required=False, max_length=60, label=_("Tag"))
+    group = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label=_("Group"))
+    assignee = forms.ChoiceField(required=False, label=_("Assignee"))
+    older = forms.CharField(required=False, max_length=40, label=_("Page"))
+    newer = forms.CharField(required=False, max_length=40, label=_("Page"))
+    mine = forms.CharField(required=False, max_length=1)  # links from before the views: ?mine=1
+
+    def __init__(self, data: Any, *, groups: list[Group], people: list[Person]) -> None:
+        super().__init__(data)
+        every = [("", _("Any"))]
+        self.fields["view"].choices = [(key, view.label) for key, view in inbox.VIEWS.items()]
+        self.fields["status"].choices = [
+            ("", _("The view's")),
+            *Ticket.Status.choices,
+            ("all", _("Any status")),
+        ]
+        self.fields["channel"].choices = every + Channel.choices
+        self.fields["priority"].choices = every + Ticket.Priority.choices
+        self.fields["group"].choices = every + [(g.pk, g.name) for g in groups]
+        self.fields["assignee"].choices = [
+            *every,
+            ("me", _("Me")),
+            ("none", _("Nobody")),
+            *[(str(p.user_id), p.name) for p in people],
+        ]
+
+    def clean_older(self) -> inbox.Cursor | None:
+        return self._cursor("older")
+
+    def clean_newer(self) -> inbox.Cursor | None:
+        return self._cursor("newer")
+
+    def _cursor(self, name: str) -> inbox.Cursor | None:
+        text = self.cleaned_data.get(name, "")
+        if not text:
+            return None
+        cursor = inbox.Cursor.decode(text)
+        if cursor is None:
+            raise forms.ValidationError(_("That page link is not valid; showing the first page."))
+        return cursor
+
+    def value(self, name: str, default: Any = "") -> Any:
+        """The field's clean value, or ``default`` when it was missing or not valid."""
+        if not hasattr(self, "cleaned_data"):
+            self.is_valid()
+        value = self.cleaned_data.get(name)
+        return default if value in (None, "") else value
+
+    def chosen_view(self) -> inbox.View:
+        if self.value("mine") == "1" and not self.value("view"):
+            return inbox.VIEWS["mine"]
+        return inbox.VIEWS[self.value("view", inbox.DEFAULT_VIEW)]
+
+    def filters(self) -> inbox.Filters:
+        return inbox.Filters(
+            status=self.value("status"),
+            channel=self.value("channel"),
+            priority=self.value("priority"),
+            tag=self.value("tag").strip(),
+            group_id=self.value("group", None),
+            assignee=self.value("assignee"),
+            query=self.value("q").strip(),
+        )
