@@ -92,6 +92,8 @@ def pages(tenant: Tenant) -> dict[str, tuple[str, str]]:
         "inbox_agent_mine": ("agent", "/tickets/?view=mine"),
         "inbox_supervisor": ("supervisor", "/tickets/"),
         "inbox_supervisor_unassigned": ("supervisor", "/tickets/?view=unassigned"),
+        "inbox_counts_agent": ("agent", "/tickets/counts/"),
+        "inbox_counts_supervisor": ("supervisor", "/tickets/counts/"),
         "inbox_deep_page": ("supervisor", f"/tickets/?view=all&older={cursor}"),
         "search_chinese": ("supervisor", f"/tickets/?view=all&q={quote('破损')}"),
         "search_chinese_rare": ("supervisor", f"/tickets/?view=all&q={quote('退款 电话')}"),

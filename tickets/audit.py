@@ -50,6 +50,7 @@ class AuditKind(models.TextChoices):
     TICKET_STATUS_CHANGED = "ticket.status_changed", _("Ticket status changed")
     TICKET_ASSIGNED = "ticket.assigned", _("Ticket assigned")
     TICKET_TAGGED = "ticket.tagged", _("Ticket tagged")
+    TICKET_UNTAGGED = "ticket.untagged", _("Tag removed from a ticket")
     TICKET_ORDER_LINKED = "ticket.order_linked", _("Order linked to a ticket")
     TICKET_ORDER_UNLINKED = "ticket.order_unlinked", _("Order unlinked from a ticket")
     TICKET_MERGED = "ticket.merged", _("Tickets merged")

@@ -165,6 +165,11 @@ def _tagged(event: AuditEvent, reader: Reader) -> tuple[str, str]:
     return _("Tagged %(tags)s") % {"tags": ", ".join(str(tag) for tag in added)}, ""
 
 
+def _untagged(event: AuditEvent, reader: Reader) -> tuple[str, str]:
+    removed = _details(event).get("removed") or []
+    return _("Tag %(tags)s removed") % {"tags": ", ".join(str(tag) for tag in removed)}, ""
+
+
 def _order_linked(event: AuditEvent, reader: Reader) -> tuple[str, str]:
     number = _details(event).get("order_number") or "—"
     return _("Order %(number)s linked") % {"number": number}, ""
@@ -262,6 +267,7 @@ _WORDS: dict[str, Callable[[AuditEvent, Reader], tuple[str, str]]] = {
     AuditKind.TICKET_ROUTED.value: _routed,
     AuditKind.TICKET_RETURNED_TO_QUEUE.value: _returned,
     AuditKind.TICKET_TAGGED.value: _tagged,
+    AuditKind.TICKET_UNTAGGED.value: _untagged,
     AuditKind.TICKET_ORDER_LINKED.value: _order_linked,
     "ticket.order_unlinked": _order_unlinked,
     "ticket.merged": _merged,

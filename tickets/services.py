@@ -566,7 +566,36 @@ def tag_ticket(*, acting_agent: Actor, ticket: Ticket, names: list[str]) -> list
                 obj=ticket,
                 details={"added": sorted(added)},
             )
+            _announce_tags(ticket)
     return sorted(added)
+
+
+def untag_ticket(*, acting_agent: Actor, ticket: Ticket, name: str) -> bool:
+    """Take a tag off a ticket in reach; False when it did not carry it."""
+    require_ticket_in_reach(acting_agent, ticket)
+    with transaction.atomic():
+        removed, _ = TicketTag.objects.filter(
+            ticket=ticket, tag__name=name.strip().lower()
+        ).delete()
+        if removed:
+            audit.record(
+                actor=acting_agent,
+                kind=AuditKind.TICKET_UNTAGGED,
+                obj=ticket,
+                details={"removed": [name.strip().lower()]},
+            )
+            _announce_tags(ticket)
+    return bool(removed)
+
+
+def _announce_tags(ticket: Ticket) -> None:
+    Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now())
+    realtime.publish_after_commit(
+        ticket.tenant_id,
+        "ticket.updated",
+        {"ticket": ticket.number, "group": ticket.group_id, "assignee": ticket.assignee_id},
+        ticket=ticket,
+    )
 
 
 def link_order(*, acting_agent: Actor, ticket: Ticket, order: Order) -> Ticket:

@@ -5,6 +5,9 @@
 // is fetched again and the section of the same NAME swapped in: the server renders it, as on a
 // reload. Bursts of events make one fetch. A section with focus inside (someone typing in its
 // form) waits until focus leaves it; text typed into a field that is not focused survives.
+// A section with data-live-src="URL" is fetched from that URL instead of the page's (a part the
+// page does not wait for, such as the inbox's counts), and with data-live-load also right after
+// the page loads.
 (function () {
   "use strict";
   const DEBOUNCE_MS = 300;
@@ -83,12 +86,14 @@
     });
   }
 
-  async function refresh() {
-    timer = null;
-    const names = Array.from(due);
-    due.clear();
-    if (!names.length) return;
-    const url = window.location.href.split("#")[0];
+  // Where each section is rendered: its own URL, else the page's.
+  function sourceOf(name) {
+    const section = sections(document, name)[0];
+    const own = section && section.dataset.liveSrc;
+    return own ? new URL(own, window.location.href).href : window.location.href.split("#")[0];
+  }
+
+  async function load(url, names) {
     try {
       const response = await fetch(url, {
         credentials: "same-origin",
@@ -102,6 +107,19 @@
     }
   }
 
+  async function refresh() {
+    timer = null;
+    const names = Array.from(due);
+    due.clear();
+    const bySource = new Map();
+    names.forEach((name) => {
+      const url = sourceOf(name);
+      if (!bySource.has(url)) bySource.set(url, []);
+      bySource.get(url).push(name);
+    });
+    await Promise.all(Array.from(bySource, ([url, group]) => load(url, group)));
+  }
+
   function schedule(names) {
     names.forEach((name) => due.add(name));
     if (timer !== null) clearTimeout(timer);
@@ -110,6 +128,11 @@
       running = (running || Promise.resolve()).then(refresh);
     }, DEBOUNCE_MS);
   }
+
+  // Parts the page left out to answer sooner are fetched at once.
+  const deferred = sections(document).filter((section) => "liveLoad" in section.dataset);
+  deferred.forEach((section) => due.add(section.dataset.liveSection));
+  if (deferred.length) running = refresh();
 
   document.addEventListener("helpdesk:event", (event) => {
     const { event: name, payload } = event.detail;

@@ -56,3 +56,32 @@ def test_two_agents_on_one_ticket_see_each_other_viewing_and_typing(
 
     wang.close()  # Wang leaves: Li sees nobody else on the ticket
     li.wait_for_selector(".ticket-presence", state="hidden", timeout=10_000)
+
+
+def test_the_second_agent_sees_the_first_and_is_held_back_from_a_stale_reply(
+    live_asgi_server, chromium, tenant_acme, agent_li, supervisor_wang, acme_email
+):
+    ticket = build_workspace(tenant_acme, agent_li, supervisor_wang, acme_email).tickets[0]
+    li = open_ticket_page(chromium, live_asgi_server, "li.acme", ticket.number)
+    wang = open_ticket_page(chromium, live_asgi_server, "wang.acme", ticket.number)
+    wang.wait_for_selector(".ticket-presence li", timeout=10_000)
+    assert wang.locator(".ticket-presence").inner_text() == "李娜 is viewing"
+
+    wang.locator('textarea[data-draft="reply"]').fill("We will send a technician.")
+    li.locator('textarea[data-draft="reply"]').fill("A new dishwasher is on its way.")
+    li.locator("form.reply button[type=submit]").click()
+    li.wait_for_url(f"{live_asgi_server}/tickets/{ticket.number}/?sent=reply")
+
+    # Wang's page was rendered before Li's reply: sending is held back, Li's reply is shown,
+    # and Wang's text is still there to send anyway or change.
+    wang.locator("form.reply button[type=submit]").click()
+    wang.wait_for_selector(".collision", timeout=10_000)
+    assert (
+        "a colleague answered after you opened this ticket"
+        in wang.locator(".collision").inner_text()
+    )
+    assert "A new dishwasher is on its way." in wang.locator(".collision").inner_text()
+    assert (
+        wang.locator('textarea[data-draft="reply"]').input_value() == "We will send a technician."
+    )
+    assert wang.locator("button.send-anyway").count() == 1

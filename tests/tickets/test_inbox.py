@@ -69,7 +69,8 @@ def test_each_view_shows_its_tickets_and_counts(agent_li, supervisor_wang, inbox
     for view, subjects in expected.items():
         page = client.get(f"/tickets/?view={view}").content.decode()
         assert set(_rows(page)) == subjects, view
-        assert _count(page, view) == str(len(subjects)), view
+        counts = client.get(f"/tickets/counts/?view={view}").content.decode()
+        assert _count(counts, view) == str(len(subjects)), view
     page = client.get("/tickets/?view=all").content.decode()
     assert "垃圾广告" not in _rows(page) and len(_rows(page)) == 6
 
@@ -84,7 +85,8 @@ def test_an_agent_sees_their_own_and_their_groups_tickets(agent_li, inbox_of_li)
     }
     groups = client.get("/tickets/?view=groups").content.decode()
     assert set(_rows(groups)) == {"李丽的工单", "没人管的工单", "王主管的工单", "等客户回复"}
-    assert _count(groups, "mine") == "2" and _count(groups, "unassigned") == "1"
+    counts = client.get("/tickets/counts/?view=groups").content.decode()
+    assert _count(counts, "mine") == "2" and _count(counts, "unassigned") == "1"
 
 
 def test_filters_narrow_the_view(agent_li, supervisor_wang, inbox_of_li):
@@ -176,8 +178,20 @@ def test_counts_stop_at_the_cap(supervisor_wang, in_acme, monkeypatch):
     monkeypatch.setattr(inbox, "COUNT_CAP", 3)
     for n in range(5):
         _ticket(f"工单{n}")
-    page = login(supervisor_wang).get("/tickets/").content.decode()
+    page = login(supervisor_wang).get("/tickets/counts/").content.decode()
     assert _count(page, "open") == "3+" and _count(page, "spam") == "0"
+
+
+def test_the_list_answers_without_counting_and_loads_the_counts_after(supervisor_wang, inbox_of_li):
+    client = login(supervisor_wang)
+    page = client.get("/tickets/?view=pending").content.decode()
+    assert _count(page, "pending") == ""  # not counted with the page...
+    assert 'data-live-src="/tickets/counts/?view=pending" data-live-load' in page  # ...but after
+    counts = client.get("/tickets/counts/?view=pending").content.decode()
+    assert _count(counts, "pending") == "1"
+    assert 'aria-current="page" data-view="pending"' in counts
+    assert "data-live-load" not in counts  # loaded once, then on ticket events
+    assert client.get("/tickets/counts/?view=nonsense").status_code == 200  # the default view
 
 
 def test_the_list_keeps_its_hooks_for_keys_live_updates_and_merging(agent_li, inbox_of_li):
