@@ -38,21 +38,9 @@ from tickets.models import (
     Ticket,
     TicketTag,
 )
-from tickets.services import routing_after_change
+from tickets.services import routing_after_change, write_note
 
 Status = Ticket.Status
-
-
-def _note(*, acting_agent: Actor, ticket: Ticket, text: str) -> Message:
-    return Message.objects.create(
-        ticket=ticket,
-        direction=Message.Direction.NOTE,
-        channel=ticket.channel,
-        author_user=acting_agent.user,
-        body_text=text,
-        full_text=text,
-        delivery_state=Message.Delivery.NOT_SENT,
-    )
 
 
 def _locked(model: Any, *pks: int) -> dict[int, Any]:
@@ -133,14 +121,14 @@ def merge_tickets(*, acting_agent: Actor, source: Ticket, target: Ticket) -> Tic
         source.save(update_fields=source_fields)
         routing_after_change(source, freed_room=was_active)
 
-        _note(
-            acting_agent=acting_agent,
+        write_note(
+            author=acting_agent.user,
             ticket=target,
             text=_("Merged from #%(number)s (%(subject)s)")
             % {"number": source.number, "subject": source.subject},
         )
-        _note(
-            acting_agent=acting_agent,
+        write_note(
+            author=acting_agent.user,
             ticket=source,
             text=_("Merged into #%(number)s") % {"number": target.number},
         )

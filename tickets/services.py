@@ -619,6 +619,19 @@ def link_order(*, acting_agent: Actor, ticket: Ticket, order: Order) -> Ticket:
     return ticket
 
 
+def write_note(*, ticket: Ticket, author: Any, text: str) -> Message:
+    """The note row itself: agents only, never sent. Callers check, audit and index it."""
+    return Message.objects.create(
+        ticket=ticket,
+        direction=Message.Direction.NOTE,
+        channel=ticket.channel,
+        author_user=author,
+        body_text=text,
+        full_text=text,
+        delivery_state=Message.Delivery.NOT_SENT,
+    )
+
+
 def add_note(
     *, acting_agent: Actor, ticket: Ticket, text: str, attachments: Sequence[File] = ()
 ) -> Message:
@@ -633,15 +646,7 @@ def add_note(
     composer.check_files(attachments)
     stored = composer.WrittenFiles()
     with stored.removed_on_failure(), transaction.atomic():
-        message = Message.objects.create(
-            ticket=ticket,
-            direction=Message.Direction.NOTE,
-            channel=ticket.channel,
-            author_user=acting_agent.user,
-            body_text=text,
-            full_text=text,
-            delivery_state=Message.Delivery.NOT_SENT,
-        )
+        message = write_note(ticket=ticket, author=acting_agent.user, text=text)
         composer.attach_files(message, attachments, stored=stored)
         Ticket.objects.filter(pk=ticket.pk).update(
             updated_at=timezone.now(), search_text=search.appended(message.body_text)
