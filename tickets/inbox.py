@@ -240,6 +240,7 @@ def _among_newest(
     rows = list(
         tickets.filter(pk__in=found[:size])
         .select_related("customer", "assignee", "group")
+        .defer("search_text")  # up to 64 KB a row, never shown
         .order_by("-updated_at", "-pk")
     )
     return Page(
@@ -267,7 +268,8 @@ def page_of(
     ``older_than`` or the one before ``newer_than``; each a range of the keyset index, reading
     one row more than it shows to know whether there is more."""
     size = size or PAGE_SIZE
-    tickets = tickets.select_related("customer", "assignee", "group")
+    # search_text: up to 64 KB a row, never shown.
+    tickets = tickets.select_related("customer", "assignee", "group").defer("search_text")
     if newer_than is not None:
         at = newer_than.updated_at
         rows = list(
