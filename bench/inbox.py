@@ -37,7 +37,8 @@ from django.test import Client  # noqa: E402
 from bench.dashboard import ms, slowest_plan, timed  # noqa: E402
 from bench.stats import percentile  # noqa: E402
 from helpdesk import tenancy  # noqa: E402
-from helpdesk.models import Tenant  # noqa: E402
+from helpdesk.models import Membership, Tenant  # noqa: E402
+from helpdesk.permissions import ActingAgent, tickets_in_reach  # noqa: E402
 from tickets import inbox  # noqa: E402
 from tickets.models import Ticket  # noqa: E402
 
@@ -70,10 +71,25 @@ def get(client: Client, url: str) -> None:
         raise SystemExit(f"{url} answered {response.status_code}")
 
 
+def agent_of(tenant: Tenant, username: str) -> ActingAgent:
+    membership = Membership.objects.select_related("user").filter(user__username=username).first()
+    if membership is None:
+        raise SystemExit(f"no member {username}: run bench.generate first")
+    return ActingAgent(user=membership.user, tenant=tenant, membership=membership)
+
+
 def pages(tenant: Tenant) -> dict[str, tuple[str, str]]:
     """Each measured page: name -> (who asks, URL)."""
     with tenancy.activate(tenant):
         recent = Ticket.objects.order_by("-number").values_list("number", flat=True).first()
+        # The ticket page: the newest ticket the measured agent may open.
+        agent = agent_of(tenant, f"{tenant.slug}-agent-0")
+        newest_of_agent = (
+            tickets_in_reach(agent, Ticket.objects.all())
+            .order_by("-number")
+            .values_list("number", flat=True)
+            .first()
+        )
         linked = (
             # A linked ticket half-way through the merchant's history, whatever its size.
             Ticket.objects.filter(order__isnull=False, number__gt=(recent or 0) // 2)
@@ -102,7 +118,7 @@ def pages(tenant: Tenant) -> dict[str, tuple[str, str]]:
         "search_order": ("supervisor", f"/tickets/?view=all&q={quote(order)}"),
         "search_tracking": ("supervisor", f"/tickets/?view=all&q={quote(tracking)}"),
         "search_agent": ("agent", f"/tickets/?q={quote('破损')}"),
-        "ticket_page": ("agent", f"/tickets/{recent}/"),
+        "ticket_page": ("agent", f"/tickets/{newest_of_agent}/"),
     }
 
 

@@ -294,7 +294,10 @@ def open_escalations() -> QuerySet[Escalation]:
 
 
 def escalations_of(ticket: Ticket) -> list[Escalation]:
-    """Every escalation of a ticket, open and resolved, oldest first."""
+    """Every escalation of a ticket, open and resolved, oldest first (no query for a ticket
+    never escalated: ``escalate`` stamps ``escalated_at`` with the first one)."""
+    if ticket.escalated_at is None:
+        return []
     return list(
         Escalation.objects.filter(ticket=ticket)
         .select_related("raised_by", "agent", "resolved_by", "approval_request")

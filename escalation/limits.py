@@ -77,6 +77,19 @@ def policy() -> EmpowermentPolicy:
     return found
 
 
+def limits_by_kind(acting_agent: ActingAgent, *, currency: str) -> dict[str, RemedyLimit]:
+    """The limit of each remedy kind the person has in ``currency``, in one query: their own
+    row, else their role's. A kind missing from the result is not empowered."""
+    found: dict[str, RemedyLimit] = {}
+    rows = RemedyLimit.objects.filter(currency=currency).filter(
+        Q(user=acting_agent.user) | Q(user__isnull=True, role=acting_agent.role)
+    )
+    # The role's rows first, so a person's own row overrides them.
+    for row in sorted(rows, key=lambda row: row.user_id is not None):
+        found[row.kind] = row
+    return found
+
+
 def limit_for(acting_agent: ActingAgent, *, kind: str, currency: str) -> RemedyLimit | None:
     """The person's own limit for the kind and currency, else their role's; None: not
     empowered (nothing in this currency without approval)."""
@@ -87,6 +100,7 @@ def limit_for(acting_agent: ActingAgent, *, kind: str, currency: str) -> RemedyL
         )
     }
     return rows.get(True) or rows.get(False)
+
 
 
 def start_of_day(moment: datetime) -> datetime:
@@ -116,10 +130,15 @@ def bounds(
     customer: Customer,
     order: Order | None,
     now: datetime | None = None,
+    known: dict[str, RemedyLimit] | None = None,
 ) -> list[Bound] | None:
     """Every limit a grant of ``kind`` would meet now, with what each still allows; None when
-    the person may give nothing of the kind in this currency."""
-    row = limit_for(acting_agent, kind=kind, currency=currency)
+    the person may give nothing of the kind in this currency. ``known``: the person's limits
+    from ``limits_by_kind``, when the caller has them already."""
+    if known is None:
+        row = limit_for(acting_agent, kind=kind, currency=currency)
+    else:
+        row = known.get(kind)
     if row is None:
         return None
     now = now or timezone.now()
@@ -219,9 +238,12 @@ def allowance(
     currency: str,
     customer: Customer,
     order: Order | None,
+    known: dict[str, RemedyLimit] | None = None,
 ) -> Allowance:
     """What the person may still give of ``kind`` right now: the tightest of their limits."""
-    found = bounds(acting_agent, kind=kind, currency=currency, customer=customer, order=order)
+    found = bounds(
+        acting_agent, kind=kind, currency=currency, customer=customer, order=order, known=known
+    )
     if found is None:
         return Allowance(kind, currency, empowered=False, amount=None)
     if not found:

@@ -87,6 +87,7 @@ def ticket_allowances(*, acting_agent: ActingAgent, ticket: Ticket) -> list[Allo
     A kind that needs an order is not empowered on a ticket without one.
     """
     currency = currency_of(ticket)
+    known = limits.limits_by_kind(acting_agent, currency=currency)
     found = []
     for kind in RemedyKind.values:
         if kind in NEEDS_ORDER and ticket.order_id is None:
@@ -99,6 +100,7 @@ def ticket_allowances(*, acting_agent: ActingAgent, ticket: Ticket) -> list[Allo
                 currency=currency,
                 customer=ticket.customer,
                 order=ticket.order,
+                known=known,
             )
         )
     return found
@@ -243,8 +245,13 @@ def _approval_rows() -> QuerySet[ApprovalRequest]:
 
 
 def ticket_approval_requests(*, ticket: Ticket) -> QuerySet[ApprovalRequest]:
-    """The approval requests of ``ticket``, oldest first."""
-    return _approval_rows().filter(ticket=ticket).order_by("created_at", "pk")
+    """The approval requests of ``ticket``, oldest first, as its page shows them (who asked and
+    who decided; the ticket is the caller's)."""
+    return (
+        ApprovalRequest.objects.filter(ticket=ticket)
+        .select_related("requested_by", "decided_by")
+        .order_by("created_at", "pk")
+    )
 
 
 def pending_approval_requests() -> QuerySet[ApprovalRequest]:

@@ -7,6 +7,7 @@ are shown in the reader's language with ``format_money``.
 
 from __future__ import annotations
 
+import functools
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from babel.core import Locale, UnknownLocaleError
@@ -74,12 +75,18 @@ def rounded_down(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(Decimal(1).scaleb(-currency_places(currency)), rounding="ROUND_DOWN")
 
 
+@functools.lru_cache(maxsize=64)
+def _locale(code: str) -> Locale:
+    """Babel's locale for a Django language code, parsed once per process."""
+    code = code.replace("-", "_")
+    try:
+        return Locale.parse("zh_Hans_CN" if code.lower().startswith("zh") else code)
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse("en")
+
+
 def format_money(amount: Decimal, currency: str, language: str | None = None) -> str:
     """The amount as a reader of ``language`` (default: the active one) writes it: ¥300.00,
     US$12.50, ￥1,000, 12.500 KWD."""
-    code = (language or get_language() or "en").replace("-", "_")
-    try:
-        locale = Locale.parse("zh_Hans_CN" if code.lower().startswith("zh") else code)
-    except (UnknownLocaleError, ValueError):
-        locale = Locale.parse("en")
+    locale = _locale(language or get_language() or "en")
     return format_currency(amount, currency, locale=locale, currency_digits=True)

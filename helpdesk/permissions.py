@@ -236,9 +236,17 @@ def can_work_ticket(acting_agent: Actor, ticket: Ticket) -> bool:
         return True
     if ticket.group_id is None or ticket.assignee_id == acting_agent.user.pk:
         return True
-    from tickets.models import GroupMember
+    # One look per ticket row and person: a page checks the same ticket several times (its
+    # view, then each panel's form), and a loaded row lives no longer than its request or task.
+    seen = ticket.__dict__.setdefault("_group_members_seen", {})
+    key = (ticket.group_id, acting_agent.user.pk)
+    if key not in seen:
+        from tickets.models import GroupMember
 
-    return GroupMember.objects.filter(group_id=ticket.group_id, user=acting_agent.user).exists()
+        seen[key] = GroupMember.objects.filter(
+            group_id=ticket.group_id, user=acting_agent.user
+        ).exists()
+    return seen[key]
 
 
 def tickets_in_reach(acting_agent: ActingAgent, tickets: QuerySet[Ticket]) -> QuerySet[Ticket]:

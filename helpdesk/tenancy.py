@@ -163,10 +163,37 @@ def tenants_of(user: Any) -> models.QuerySet:
     return Tenant.objects.filter(memberships__user=user, is_active=True)
 
 
+# The merchant switcher lists at most this many of a person's merchants.
+SWITCHABLE_SHOWN = 100
+
+
 def tenant_for_session(request: HttpRequest) -> Tenant | None:
-    """The tenant a signed-in user acts for: the one they chose, else their first."""
-    tenants = tenants_of(request.user).order_by("pk")
+    """The tenant a signed-in user acts for: the one they chose, else their first.
+
+    A member's merchants are read once with their memberships, in the switcher's order, and
+    kept on the request for ``tenant_context`` and ``membership_of``; a platform operator's
+    (every merchant) are looked up one by one."""
+    from helpdesk.models import Membership
+
     chosen = request.session.get(SESSION_KEY)
+    if not request.user.is_superuser:
+        memberships = list(
+            Membership.objects.filter(user=request.user, tenant__is_active=True)
+            .select_related("tenant")
+            .order_by("tenant__name", "tenant__pk")[:SWITCHABLE_SHOWN]
+        )
+        if len(memberships) < SWITCHABLE_SHOWN:
+            request._switchable_tenants = [m.tenant for m in memberships]
+            picked = [m for m in memberships if m.tenant_id == chosen] or sorted(
+                memberships, key=lambda m: m.tenant_id
+            )[:1]
+            if not picked:
+                return None
+            membership = picked[0]
+            membership.user = request.user
+            request._session_membership = membership
+            return membership.tenant
+    tenants = tenants_of(request.user).order_by("pk")
     if chosen is not None:
         tenant = tenants.filter(pk=chosen).first()
         if tenant is not None:
@@ -208,6 +235,10 @@ def membership_of(request: HttpRequest) -> Membership | None:
     """The signed-in user's membership in the active tenant (looked up once per request)."""
     if not hasattr(request, "_membership"):
         tenant = getattr(request, "tenant", None)
+        known = getattr(request, "_session_membership", None)
+        if known is not None and tenant is not None and known.tenant_id == tenant.pk:
+            request._membership = known  # read with the merchant by tenant_for_session
+            return known
         request._membership = (
             tenant.memberships.filter(user=request.user).first()
             if tenant is not None and request.user.is_authenticated
@@ -218,13 +249,13 @@ def membership_of(request: HttpRequest) -> Membership | None:
 
 def tenant_context(request: HttpRequest) -> dict[str, Any]:
     """Template context: the active tenant, the user's place in it, the merchants to switch to."""
-    switchable = []
-    if request.user.is_authenticated:
-        switchable = list(tenants_of(request.user).order_by("name")[:100])
+    switchable = getattr(request, "_switchable_tenants", None)
+    if switchable is None and request.user.is_authenticated:
+        switchable = list(tenants_of(request.user).order_by("name", "pk")[:SWITCHABLE_SHOWN])
     return {
         "tenant": getattr(request, "tenant", None),
         "membership": membership_of(request),
-        "switchable_tenants": switchable if len(switchable) > 1 else [],
+        "switchable_tenants": switchable if switchable and len(switchable) > 1 else [],
     }
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import getaddresses
+from typing import Any
 
 import filetype
 from django.core.exceptions import ValidationError
@@ -164,34 +165,50 @@ class ComposerOptions:
     max_bytes: int
 
 
-def composer_options(ticket: Ticket) -> ComposerOptions:
+def composer_options(ticket: Ticket, loaded: Sequence[Message] | None = None) -> ComposerOptions:
     """What the reply form offers on this ticket: files and CC/BCC where the channel carries
-    them, and CC filled in as "reply all" would."""
+    them, and CC filled in as "reply all" would (``loaded``: the ticket's messages, when the
+    page has read them)."""
     from channels_in import outbound
 
     can_copy = outbound.carries_copies(ticket.channel)
     return ComposerOptions(
         can_attach=outbound.carries_files(ticket.channel),
         can_copy=can_copy,
-        reply_all_cc=reply_all_cc(ticket) if can_copy else [],
+        reply_all_cc=reply_all_cc(ticket, loaded) if can_copy else [],
         max_files=MAX_FILES,
         max_bytes=require_tenant().max_attachment_bytes,
     )
 
 
-def reply_all_cc(ticket: Ticket) -> list[str]:
+def _last_mail_metadata(ticket: Ticket, loaded: Sequence[Message] | None) -> Any:
+    """The metadata of the customer's latest message on the ticket, from ``loaded`` if given."""
+    if loaded is None:
+        return (
+            ticket.messages.filter(
+                direction=Message.Direction.INBOUND, author_customer_id=ticket.customer_id
+            )
+            .order_by("-created_at", "-pk")
+            .values_list("metadata", flat=True)
+            .first()
+        )
+    theirs = [
+        m
+        for m in loaded
+        if m.direction == Message.Direction.INBOUND and m.author_customer_id == ticket.customer_id
+    ]
+    last = max(theirs, key=lambda m: (m.created_at, m.pk), default=None)
+    return last.metadata if last is not None else None
+
+
+def reply_all_cc(ticket: Ticket, loaded: Sequence[Message] | None = None) -> list[str]:
     """Who else the customer's last mail went to (its To and Cc, stored together on ingest),
     less the merchant's own addresses and the customer's."""
     from channels_in.models import Mailbox
 
-    last = (
-        ticket.messages.filter(
-            direction=Message.Direction.INBOUND, author_customer_id=ticket.customer_id
-        )
-        .order_by("-created_at")
-        .values_list("metadata", flat=True)
-        .first()
-    )
+    last = _last_mail_metadata(ticket, loaded)
+    if not isinstance(last, dict):
+        last = {}
     recipients = [str(r).lower() for r in (last or {}).get("recipients") or []]
     if not recipients:
         return []

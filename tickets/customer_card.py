@@ -72,6 +72,22 @@ def lifetime_values(customer: Customer) -> list[LifetimeValue]:
     ]
 
 
+def _added_up(orders: list[Order]) -> list[LifetimeValue]:
+    """``lifetime_values`` of a customer whose every order is in ``orders``, without a query."""
+    by_currency: dict[str, list[Order]] = {}
+    for order in orders:
+        by_currency.setdefault(order.currency, []).append(order)
+    return [
+        LifetimeValue(
+            currency=currency,
+            paid_amount=sum((o.paid_amount for o in group), Decimal("0")),
+            refunded_amount=sum((o.refunded_amount for o in group), Decimal("0")),
+            orders=len(group),
+        )
+        for currency, group in sorted(by_currency.items())
+    ]
+
+
 def customer_card(*, ticket: Ticket, orders_shown: int = ORDERS_SHOWN) -> CustomerCard:
     """The card of a ticket's customer: identities (with their channel), VIP standing, lifetime
     value per currency, the order count and the newest ``orders_shown`` orders with their lines;
@@ -82,17 +98,16 @@ def customer_card(*, ticket: Ticket, orders_shown: int = ORDERS_SHOWN) -> Custom
         .select_related("account")
         .order_by("kind", "pk")
     )
-    values = lifetime_values(customer)
-    order_count = sum(value.orders for value in values)
-    orders = (
-        list(
-            Order.objects.filter(customer=customer)
-            .prefetch_related(_with_lines())
-            .order_by("-placed_at", "-pk")[:orders_shown]
-        )
-        if order_count
-        else []
+    # One more than the card shows: when that many are not there, these are all the
+    # customer's orders and their lifetime value is added up here instead of by a query.
+    newest = list(
+        Order.objects.filter(customer=customer)
+        .prefetch_related(_with_lines())
+        .order_by("-placed_at", "-pk")[: orders_shown + 1]
     )
+    values = _added_up(newest) if len(newest) <= orders_shown else lifetime_values(customer)
+    order_count = sum(value.orders for value in values)
+    orders = newest[:orders_shown]
     linked = next((order for order in orders if order.pk == ticket.order_id), None)
     if linked is None and ticket.order_id is not None:
         linked = (

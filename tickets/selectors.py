@@ -33,6 +33,7 @@ def access_ticket(*, agent: ActingAgent, number: int) -> Ticket:
     )
     if ticket is None or not can_work_ticket(agent, ticket):
         raise Http404("No such ticket")
+    ticket.tenant = agent.tenant  # the active merchant's own row: no query when read
     return ticket
 
 

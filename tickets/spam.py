@@ -17,6 +17,7 @@ The rules, in the merchant's words:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,8 @@ from tickets.models import Block, CustomerIdentity, IdentityKind, Message, Ticke
 from tickets.models.workspace import IgnoredReason
 
 if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
     from tickets.incoming import InboundMessage
 
 # The kinds of sender a block can name: those a message arrives from.
@@ -295,6 +298,13 @@ def is_blocked(kind: str, value: str) -> bool:
 
 def sender_is_blocked(inbound: InboundMessage) -> bool:
     """Whether any of a message's sender identities is blocked, in one query (ingest's check)."""
+    blocks = blocks_of_sender(inbound)
+    return blocks is not None and blocks.exists()
+
+
+def blocks_of_sender(inbound: InboundMessage) -> QuerySet[Block] | None:
+    """The blocks in force on a message's sender identities (for ingest to fold into its own
+    lookup), or None when none of them is of a kind that can be blocked."""
     from tickets.services import normalise_identity
 
     region = require_tenant().phone_region
@@ -308,8 +318,8 @@ def sender_is_blocked(inbound: InboundMessage) -> bool:
             continue
         wanted |= Q(kind=identity.kind, value=value)
     if not wanted:
-        return False
-    return Block.objects.filter(wanted, lifted_at__isnull=True).exists()
+        return None
+    return Block.objects.filter(wanted, lifted_at__isnull=True)
 
 
 def set_aside_new_ticket(ticket: Ticket) -> None:
@@ -348,10 +358,39 @@ class SpamPanel:
         return [row.identity for row in self.senders if row.block is None]
 
 
-def spam_panel(ticket: Ticket) -> SpamPanel:
+def _latest_sender(ticket: Ticket, loaded: Sequence[Message] | None) -> str:
+    if loaded is None:
+        latest = (
+            ticket.messages.filter(direction=Message.Direction.INBOUND)
+            .order_by("-created_at", "-pk")
+            .values_list("metadata__from", flat=True)
+            .first()
+        )
+    else:
+        inbound = [m for m in loaded if m.direction == Message.Direction.INBOUND]
+        newest = max(inbound, key=lambda m: (m.created_at, m.pk), default=None)
+        metadata = newest.metadata if newest is not None else None
+        latest = metadata.get("from") if isinstance(metadata, dict) else None
+    return str(latest or "").strip().lower()
+
+
+def spam_panel(
+    ticket: Ticket,
+    *,
+    identities: Sequence[CustomerIdentity] | None = None,
+    loaded: Sequence[Message] | None = None,
+) -> SpamPanel:
     """What the ticket page offers: mark as spam or not, and block or unblock each contact its
-    customer writes from (the one the latest message came from first), in two queries."""
-    identities = sender_identities(ticket)
+    customer writes from (the one the latest message came from first), in one query when the
+    page has read the customer's identities and the ticket's messages (``identities``,
+    ``loaded``), three otherwise."""
+    if identities is None:
+        identities = sender_identities(ticket)
+    else:
+        identities = sorted(
+            (i for i in identities if i.kind in BLOCKABLE_KINDS),
+            key=lambda i: (i.created_at, i.pk),
+        )
     blocks = (
         {
             (b.kind, b.value): b
@@ -364,13 +403,7 @@ def spam_panel(ticket: Ticket) -> SpamPanel:
         if identities
         else {}
     )
-    latest = (
-        ticket.messages.filter(direction=Message.Direction.INBOUND)
-        .order_by("-created_at", "-pk")
-        .values_list("metadata__from", flat=True)
-        .first()
-    )
-    latest = str(latest or "").strip().lower()
+    latest = _latest_sender(ticket, loaded)
     rows = [SenderRow(i, blocks.get((i.kind, i.value))) for i in identities]
     rows.sort(key=lambda row: row.identity.value.lower() != latest)
     reason = (

@@ -16,9 +16,11 @@ from django.views.decorators.http import require_POST
 from escalation.selectors import remedy_panel
 from helpdesk.errors import HelpdeskError
 from helpdesk.permissions import acting_agent_for_request
-from tickets import inbox, merging, people, queues, selectors, services
+from tickets import customer_card, inbox, merging, people, queues, selectors, services, spam
 from tickets.inbox_forms import InboxForm
+from tickets.inbox_rows import inbox_rows
 from tickets.models import Group, Message, Ticket
+from tickets.templatetags.people import names_for_request
 
 
 def tenant_required(view):  # type: ignore[no-untyped-def]
@@ -63,6 +65,7 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
         "tickets/list.html",
         {
             "page": page,
+            "rows": inbox_rows(page.tickets, names=names_for_request(request)),
             "form": form,
             "view": view,
             "filters": filters,
@@ -108,18 +111,23 @@ def reply_to(ticket: Ticket) -> tuple[str, str]:
 def ticket_detail(request: HttpRequest, number: int) -> HttpResponse:
     acting = acting_agent_for_request(request)
     ticket = selectors.access_ticket(agent=acting, number=number)
+    conversation = list(selectors.conversation(ticket=ticket))
+    card = customer_card.customer_card(ticket=ticket)
+    recipient, blocked = reply_to(ticket)
     return render(
         request,
         "tickets/detail.html",
         {
             "ticket": ticket,
-            "conversation": selectors.conversation(ticket=ticket),
+            "conversation": conversation,
+            "card": card,
+            "spam": spam.spam_panel(ticket, identities=card.identities, loaded=conversation),
             "customer_tickets": selectors.customer_history(agent=acting, ticket=ticket),
             "statuses": Ticket.Status.choices,
             "priorities": Ticket.Priority.choices,
             "allowed_statuses": services.ALLOWED_TRANSITIONS[ticket.status],
-            "reply_to": reply_to(ticket)[0],
-            "reply_blocked": reply_to(ticket)[1],
+            "reply_to": recipient,
+            "reply_blocked": blocked,
             "remedy_panel": remedy_panel(acting_agent=acting, ticket=ticket),
             "queue_wait": queues.queue_wait(ticket),
         },

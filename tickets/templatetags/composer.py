@@ -12,6 +12,7 @@ from tickets.models import Ticket
 register = template.Library()
 
 
-@register.simple_tag
-def composer_options(ticket: Ticket) -> ComposerOptions:
-    return options_for(ticket)
+@register.simple_tag(takes_context=True)
+def composer_options(context: template.Context, ticket: Ticket) -> ComposerOptions:
+    """The page's ``conversation`` (the ticket's messages, read once) spares a query."""
+    return options_for(ticket, loaded=context.get("conversation"))

@@ -21,15 +21,20 @@ register = template.Library()
 _NAMES_ATTRIBUTE = "_display_names"
 
 
-def _names(context: template.Context) -> dict[int, str]:
-    request = context.get("request")
-    if request is None:
-        return people.display_names()
+def names_for_request(request: Any) -> dict[int, str]:
+    """The merchant's members' display names, read once per request (views and tags share it)."""
     names = getattr(request, _NAMES_ATTRIBUTE, None)
     if names is None:
         names = people.display_names()
         setattr(request, _NAMES_ATTRIBUTE, names)
     return names
+
+
+def _names(context: template.Context) -> dict[int, str]:
+    request = context.get("request")
+    if request is None:
+        return people.display_names()
+    return names_for_request(request)
 
 
 @register.simple_tag(takes_context=True)

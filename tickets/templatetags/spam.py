@@ -1,19 +1,10 @@
-"""The ticket page's spam box: ``{% load spam %}{% spam_panel ticket as spam %}``."""
+"""The ticket page's spam box (its panel comes from the view: tickets.spam.spam_panel)."""
 
 from __future__ import annotations
 
 from django import template
 
-from tickets import spam
-from tickets.models import Ticket
-
 register = template.Library()
-
-
-@register.simple_tag
-def spam_panel(ticket: Ticket) -> spam.SpamPanel:
-    """Whether and why the ticket is set aside, and its customer's contacts with their blocks."""
-    return spam.spam_panel(ticket)
 
 
 @register.filter

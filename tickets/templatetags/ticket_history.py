@@ -23,4 +23,14 @@ def ticket_history(context: template.Context, ticket: Ticket) -> history.TicketH
         ticket=ticket,
         limit=history.MOST if show_all else history.SHOWN,
         names=_names(context),
+        loaded=context.get("conversation"),
+        approval_ids=_approval_ids(context),
     )
+
+
+def _approval_ids(context: template.Context) -> list[int] | None:
+    """The ticket's approval requests as the page's remedy panel read them, if it did."""
+    panel = context.get("remedy_panel")
+    if panel is None:
+        return None
+    return [request.pk for request in panel.approval_requests]
