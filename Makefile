@@ -23,7 +23,7 @@ TEST_ENV := DJANGO_SECRET_KEY=test-secret-key DJANGO_DEBUG=false DJANGO_SECURE_C
 DEV_ENV := DJANGO_DEBUG=true
 
 .PHONY: run test lint format install lock db-role bench bench-routing bench-db bench-data \
-	bench-dashboard bench-inbox clean
+	bench-dashboard bench-inbox bench-peer clean
 
 # Installs the exact versions of requirements-dev.lock (the tested combination), then the
 # project itself without resolving anything again.
@@ -97,6 +97,10 @@ bench-dashboard: bench-db
 
 bench-inbox: bench-db
 	$(BENCH_ENV) $(BIN)/python -m bench.inbox $(BENCH_ARGS)
+
+# Ingest side by side with django-helpdesk 2.6.1 (its own virtualenv under .bench/, from PyPI).
+bench-peer: bench-db
+	$(BENCH_ENV) $(BIN)/python bench/peer.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles

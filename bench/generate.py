@@ -75,6 +75,7 @@ from helpdesk.db.roles import connected_as_owner  # noqa: E402
 from helpdesk.models import Membership, Role, Tenant  # noqa: E402
 from helpdesk.rls import tenant_owned_tables  # noqa: E402
 from tickets.models import (  # noqa: E402
+    AuditEvent,
     Customer,
     CustomerIdentity,
     Group,
@@ -180,7 +181,7 @@ RAISED_BY_AGENT = frozenset({Trigger.OVER_LIMIT, Trigger.MANUAL})
 # Every table a batch writes (foreign keys are checked at commit, so the order is for reading).
 MODELS = [
     Customer, CustomerIdentity, Order, OrderLine, Ticket, Message, Remedy, ApprovalRequest,
-    Escalation,
+    Escalation, AuditEvent,
 ]  # fmt: skip
 # Tables other rows of a batch point at: their ids are drawn before the rows are written.
 POINTED_AT = frozenset({Customer, Order, Ticket, Remedy, ApprovalRequest})
@@ -221,6 +222,9 @@ class Options:
     batch: int = 10_000
     analyze: bool = True
     progress: bool = True
+    # Give inbound email a Message-ID (``Message.external_id``, "<number>.<slug>@seed.bench.example")
+    # so generated mail can reply to it (bench/peer.py).
+    message_ids: bool = False
 
 
 @dataclass(frozen=True)
@@ -253,6 +257,7 @@ class Cast:
     supervisors: list[int]
     groups: dict[str, int]
     skus: list[Sku]
+    message_ids: bool = False  # Options.message_ids
 
 
 @dataclass
@@ -708,11 +713,36 @@ class Batch:
             escalated_at=escalated,
         )
         ticket_id = self.rows[Ticket][-1]["id"]
+        self.add_audit(ticket_id, "ticket.opened", created, changes={"channel": channel})
+        if agent is not None:
+            self.add_audit(
+                ticket_id,
+                "ticket.assigned",
+                created + timedelta(minutes=1),
+                changes={"assignee": [None, agent.user_id]},
+            )
+        if solved is not None:
+            self.add_audit(
+                ticket_id,
+                "ticket.status_changed",
+                solved,
+                changes={"status": ["open", "solved"]},
+                actor_id=agent.user_id if agent else None,
+            )
         template = rng.choice(INBOUND_ZH if rng.random() < 0.85 else INBOUND_EN)
         phone = f"1{rng.choice('3589')}{rng.randrange(10**9):09d}"
         order_number = order["number"] if order else ""
         body = template.format(product=product.product_name, order=order_number, phone=phone)
-        self.add_message(ticket_id, channel, subject, body, created, customer_id=customer_id)
+        message_id = f"{number}.{self.cast.tenant.slug}@seed.bench.example"
+        self.add_message(
+            ticket_id,
+            channel,
+            subject,
+            body,
+            created,
+            customer_id=customer_id,
+            external_id=message_id if channel == "email" else "",
+        )
         # Ticket.search_text as tickets.search builds it, with the repeated parts segmented once.
         search = [_words(product.product_name), str(number), self.customer_words[customer_id]]
         if order:
@@ -740,6 +770,28 @@ class Batch:
                 ticket_id, customer_id, order, kind, amount, agent.user_id, Role.AGENT, at
             )
 
+    def add_audit(
+        self,
+        ticket_id: int,
+        action: str,
+        at: datetime,
+        *,
+        changes: dict[str, Any],
+        actor_id: int | None = None,
+    ) -> None:
+        """An audit row on the ticket, as the services write one: the ticket page's history
+        reads them, so a history query that scans the merchant's audit log shows here."""
+        self.add(
+            AuditEvent,
+            actor_id=actor_id,
+            actor_label="system" if actor_id is None else f"user {actor_id}",
+            action=action,
+            object_type="ticket",
+            object_id=str(ticket_id),
+            changes=changes,
+            created_at=at,
+        )
+
     def add_message(
         self,
         ticket_id: int,
@@ -750,10 +802,14 @@ class Batch:
         *,
         customer_id: int | None = None,
         agent_id: int | None = None,
+        external_id: str = "",
     ) -> None:
         inbound = customer_id is not None
+        # Every row of a table sets the same columns: external_id for all or for none.
+        extra = {"external_id": external_id} if self.cast.message_ids else {}
         self.add(
             Message,
+            **extra,
             ticket_id=ticket_id,
             direction=Message.Direction.INBOUND if inbound else Message.Direction.OUTBOUND,
             channel=channel,
@@ -1083,6 +1139,7 @@ def generate(options: Options) -> dict[str, object]:
             seconds = time.perf_counter() - delete_started
             print(f"deleted {deleted} rows of {slug} in {seconds:.1f} s", file=sys.stderr)
         cast = ensure_cast(slug, target, options.seed, currency="CNY" if n == 0 else "USD")
+        cast.message_ids = options.message_ids
         casts[slug] = cast
         jobs += plan(cast, target, options.batch)
     report = run_parallel(casts, jobs, anchor, options)
