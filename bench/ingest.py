@@ -58,6 +58,7 @@ from bench.stats import percentile  # noqa: E402
 from channels_in.base import AdapterError, Envelope  # noqa: E402
 from channels_in.models import ChannelAccount, Mailbox, RawInbound  # noqa: E402
 from channels_in.pipeline import process_raw, store_raw  # noqa: E402
+from escalation.models import Escalation  # noqa: E402
 from helpdesk import tenancy  # noqa: E402
 from helpdesk.models import Tenant  # noqa: E402
 from tickets.models import (  # noqa: E402
@@ -403,14 +404,16 @@ def _process_share(
     raw_ids: list[int],
     next_index: Synchronized[int],
     failures: Synchronized[int],
+    cpu: Synchronized[float],
     start: Barrier,
 ) -> None:
     """One worker process: takes the next stored payload until none is left, as Celery workers
-    taking tasks from one queue would."""
+    taking tasks from one queue would; adds the CPU time it used to ``cpu``."""
     try:
         with tenancy.activate(tenant):
             connection.ensure_connection()  # connecting is not part of the measured time
             start.wait()
+            began = time.process_time()
             while True:
                 with next_index.get_lock():
                     index = next_index.value
@@ -424,15 +427,16 @@ def _process_share(
                 if result is None or result.state == RawInbound.State.FAILED:
                     with failures.get_lock():
                         failures.value += 1
+            with cpu.get_lock():
+                cpu.value += time.process_time() - began
     finally:
         connections.close_all()
 
 
-def measure_workers(
-    slug: str, workers: int, *, messages: int, options: argparse.Namespace
-) -> tuple[float, int]:
-    """Messages per second (wall clock) of ``workers`` processes ingesting ``messages`` stored
-    payloads of one fresh merchant, and how many failed. Every run gets the same mail."""
+def _stored_payloads(
+    slug: str, messages: int, options: argparse.Namespace
+) -> tuple[Tenant, list[int]]:
+    """A fresh bench merchant with ``messages`` generated payloads stored (not timed)."""
     tenant, account = bench_channel(slug)
     mix = MailMix(seed=options.seed, customers=options.customers, run=uuid.uuid4().hex[:12])
     raw_ids = []
@@ -445,15 +449,32 @@ def measure_workers(
             except AdapterError:  # not mail at all: nothing was stored
                 continue
             raw_ids.append(raw.pk)
+    return tenant, raw_ids
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    per_second: float
+    failed: int
+    cpu_seconds: float
+
+
+def _run_processes(shares: list[tuple[Tenant, list[int]]], *, queues: int) -> WorkerRun:
+    """One forked process per share, all started together; ``queues`` shares of the same list
+    take from one counter (workers on one merchant), else each from its own."""
     # A forked child must not share the parent's database connection: each opens its own.
     connections.close_all()
     context = multiprocessing.get_context("fork")
-    next_index = context.Value("l", 0)
+    counters = [context.Value("l", 0) for _ in range(queues)]
     failures = context.Value("l", 0)
-    start = context.Barrier(workers + 1)
+    cpu = context.Value("d", 0.0)
+    start = context.Barrier(len(shares) + 1)
     processes = [
-        context.Process(target=_process_share, args=(tenant, raw_ids, next_index, failures, start))
-        for _ in range(workers)
+        context.Process(
+            target=_process_share,
+            args=(tenant, raw_ids, counters[n % queues], failures, cpu, start),
+        )
+        for n, (tenant, raw_ids) in enumerate(shares)
     ]
     for process in processes:
         process.start()
@@ -463,8 +484,29 @@ def measure_workers(
         process.join()
     elapsed = time.perf_counter() - started
     if any(process.exitcode for process in processes):
-        raise SystemExit(f"a worker process of the {workers}-worker run died")
-    return (len(raw_ids) / elapsed if elapsed else 0.0), failures.value
+        raise SystemExit(f"a worker process of the {len(shares)}-process run died")
+    total = len({raw_id for _tenant, raw_ids in shares for raw_id in raw_ids})
+    return WorkerRun(total / elapsed if elapsed else 0.0, failures.value, cpu.value)
+
+
+def measure_workers(
+    slug: str, workers: int, *, messages: int, options: argparse.Namespace
+) -> WorkerRun:
+    """Messages per second (wall clock) of ``workers`` processes ingesting ``messages`` stored
+    payloads of one fresh merchant. Every run gets the same mail."""
+    tenant, raw_ids = _stored_payloads(slug, messages, options)
+    return _run_processes([(tenant, raw_ids)] * workers, queues=1)
+
+
+def measure_merchants(
+    slug: str, merchants: int, *, messages: int, options: argparse.Namespace
+) -> WorkerRun:
+    """The same with one process per merchant: ``merchants`` fresh merchants, each with its
+    share of ``messages``, processed at the same time."""
+    shares = [
+        _stored_payloads(f"{slug}-{n}", messages // merchants, options) for n in range(merchants)
+    ]
+    return _run_processes(shares, queues=merchants)
 
 
 def delete_bench_data(tenant: Tenant) -> None:
@@ -476,6 +518,7 @@ def delete_bench_data(tenant: Tenant) -> None:
             RawInbound,
             Attachment,
             Message,
+            Escalation,  # raised by the inbound triggers ("let me talk to a supervisor")
             Ticket,
             CustomerIdentity,
             Customer,
@@ -535,21 +578,31 @@ def run(options: argparse.Namespace) -> dict[str, object]:
     worker_counts = sorted({1, options.workers}) if options.workers else []
     worker_failed = 0
     for workers in worker_counts if options.worker_messages else []:
-        per_second, failed_here = measure_workers(
+        measured = measure_workers(
             f"{slug}-w{workers}",
             workers,
             messages=options.worker_messages,
             options=options,
         )
-        worker_failed += failed_here
+        worker_failed += measured.failed
         noun = "worker" if workers == 1 else "workers"
-        throughput[f"ingest_messages_per_second_{workers}_{noun}"] = round(per_second, 1)
+        throughput[f"ingest_messages_per_second_{workers}_{noun}"] = round(measured.per_second, 1)
+        throughput[f"ingest_cpu_seconds_{workers}_{noun}"] = round(measured.cpu_seconds, 1)
+    if options.workers > 1 and options.worker_messages:
+        measured = measure_merchants(
+            f"{slug}-m", options.workers, messages=options.worker_messages, options=options
+        )
+        worker_failed += measured.failed
+        merchants = f"{options.workers}_merchants"
+        throughput[f"ingest_messages_per_second_{merchants}"] = round(measured.per_second, 1)
+        throughput[f"ingest_cpu_seconds_{merchants}"] = round(measured.cpu_seconds, 1)
     if throughput:
         throughput["ingest_workers_failed"] = worker_failed
 
     if options.cleanup:
         # The worker runs' merchants too, also those of an earlier run given by --tenant.
         worker_slugs = [f"{slug}-w{workers}" for workers in worker_counts]
+        worker_slugs += [f"{slug}-m-{n}" for n in range(options.workers)]
         for each in [tenant, *Tenant.objects.filter(slug__in=worker_slugs)]:
             delete_bench_data(each)
         if OWN_MEDIA_ROOT:
