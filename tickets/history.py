@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from django.apps import apps
+from django.db import connection
 from django.utils.translation import gettext as _
 
 from tickets import people
@@ -149,6 +150,9 @@ def _audit_rows(
     newest = [part.order_by("-created_at", "-id")[:count] for part in parts]
     if len(newest) == 1:
         return list(newest[0])
+    if not connection.features.supports_slicing_ordering_in_compound:  # SQLite (make run)
+        rows = [event for part in newest for event in part]
+        return sorted(rows, key=lambda event: (event.created_at, event.pk), reverse=True)[:count]
     return list(newest[0].union(*newest[1:], all=True).order_by("-created_at", "-id")[:count])
 
 
