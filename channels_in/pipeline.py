@@ -1,22 +1,27 @@
 """The one path every inbound message takes, whatever its channel.
 
-store raw -> dedupe -> resolve the customer -> thread -> detect order references ->
-create or update the ticket and message -> route -> publish (after commit).
+store raw -> parse and write attachment files -> claim (with the redelivery check) -> resolve
+the customer (with blocks and named orders) -> thread -> route -> write the ticket, message,
+attachments and audit rows -> publish (after commit).
+
+Each step costs as few statements as it can (tests/channels_in/test_pipeline_queries.py holds
+the budget): a lookup whose inputs are absent is skipped, lookups ride in one query, and rows
+that belong together are written in one statement (helpdesk.db.statements).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -30,12 +35,13 @@ from channels_in.base import (
 )
 from channels_in.mail.charsets import decode_bytes
 from channels_in.models import ChannelAccount, RawInbound
+from helpdesk.db.statements import Writes
 from helpdesk.errors import BadInput
 from helpdesk.permissions import SYSTEM, ActingAgent, Actor, Capability, require
-from helpdesk.tenancy import require_tenant
+from helpdesk.tenancy import CrossTenantReference, require_tenant
 from tickets import audit, services
 from tickets.audit import AuditKind
-from tickets.models import CustomerEvent, Message, Ticket
+from tickets.models import Attachment, CustomerEvent, Message, Ticket
 from tickets.services import AttachmentFiles, clean_json, clean_text
 from tickets.threading import normalise_external_id
 
@@ -65,27 +71,31 @@ def store_raw(
     """
     adapter = registry.adapter_for(account)
     external_id = normalise_external_id(adapter.delivery_id(envelope))
-    existing = RawInbound.objects.filter(account=account, external_id=external_id).first()
-    if existing is not None:
-        return existing, False
+    tenant = require_tenant()
+    if account.tenant_id != tenant.pk:
+        raise CrossTenantReference(f"channel account {account.pk} is not the active tenant's")
     sender, subject = adapter.summarise(envelope)
-    # Inside a caller's transaction a savepoint keeps it usable when the INSERT loses a race;
-    # in autocommit the INSERT is a transaction of its own, without BEGIN and COMMIT round trips.
-    own_savepoint = transaction.get_connection().in_atomic_block
-    try:
-        with transaction.atomic() if own_savepoint else nullcontext():
-            raw = RawInbound.objects.create(
-                account=account,
-                external_id=external_id,
-                source=source,
-                sender=clean_text(sender, 255),
-                subject=clean_text(subject, 255),
-                payload=envelope.body,
-                envelope=clean_json(envelope.meta()),
-                payload_sha256=hashlib.sha256(envelope.body).hexdigest(),
-            )
-    except IntegrityError:  # the same delivery arrived twice at once
+    raw = RawInbound(
+        tenant_id=tenant.pk,  # written without save(): TenantOwned.save does not run
+        account=account,
+        external_id=external_id,
+        source=source,
+        sender=clean_text(sender, 255),
+        subject=clean_text(subject, 255),
+        payload=envelope.body,
+        envelope=clean_json(envelope.meta()),
+        payload_sha256=hashlib.sha256(envelope.body).hexdigest(),
+    )
+    # One statement whether it is new or a redelivery: ON CONFLICT needs no savepoint inside a
+    # caller's transaction, and in autocommit the INSERT is a transaction of its own.
+    writes = Writes()
+    writes.insert("stored", [raw], returning=["id"], ignore_conflicts=True)
+    stored = writes.run("SELECT id FROM stored")
+    if stored is None:  # a redelivery, or the same delivery arriving twice at once
         return RawInbound.objects.get(account=account, external_id=external_id), False
+    raw.pk = stored[0]
+    raw._state.adding = False
+    raw._state.db = "default"
     return raw, True
 
 
@@ -162,9 +172,13 @@ class NoSender(AdapterError):
         )
 
 
-def mark_failed(raw_id: int, error: str) -> None:
-    """Record a failure in its own transaction (the processing one has rolled back)."""
-    RawInbound.objects.filter(pk=raw_id).update(
+def mark_failed(raw_id: int, error: str, *, states: list[str] | None = None) -> None:
+    """Record a failure in its own transaction (the processing one has rolled back); with
+    ``states``, only while the payload is still in one of them (not processed meanwhile)."""
+    rows = RawInbound.objects.filter(pk=raw_id)
+    if states is not None:
+        rows = rows.filter(state__in=states)
+    rows.update(
         state=State.FAILED,
         error=clean_text(error, 4000),
         attempts=F("attempts") + 1,
@@ -177,10 +191,13 @@ def process_raw(
 ) -> RawInbound | None:
     """Turn one stored payload into messages on tickets.
 
-    The payload is claimed by locking its row for the whole transaction (``SKIP LOCKED``): a
-    worker that dies mid-way (kill -9, OOM, a deploy) loses its connection, PostgreSQL rolls the
-    work back and releases the row, and the sweep hands it to another worker. Message-level
-    deduplication keeps a second attempt from filing anything twice.
+    The payload is read and parsed, and its attachment files written, before the transaction
+    opens: slow work holds no transaction, and the files are removed again unless the payload
+    is filed (a worker killed in between can leave a file no row names). Then the payload is
+    claimed by locking its row for the whole transaction (``SKIP LOCKED``): a worker that dies
+    mid-way (kill -9, OOM, a deploy) loses its connection, PostgreSQL rolls the work back and
+    releases the row, and the sweep hands it to another worker. Message-level deduplication
+    keeps a second attempt from filing anything twice.
 
     A payload that cannot be processed is kept as failed with its error; a transient error is
     re-raised so the task retries it. Returns None when the payload was not ours to process
@@ -193,48 +210,56 @@ def process_raw(
     # Every log line written while this payload is processed names it (helpdesk/logging.py).
     bound = structlog.contextvars.bind_contextvars(raw_inbound_id=raw_id)
     try:
+        raw = (
+            RawInbound.objects.select_related("account", "account__tenant")
+            .filter(pk=raw_id, state__in=claimable)
+            .first()
+        )
+        if raw is None:
+            return None
+        inbound = parse_payload(raw, file_anyway=file_anyway)
+        attachments = [
+            services.write_attachments(item, files) if isinstance(item, InboundMessage) else []
+            for item in inbound
+        ]
         with transaction.atomic():
-            raw = (
-                RawInbound.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("account", "account__tenant")
-                .filter(pk=raw_id, state__in=claimable)
-                .first()
-            )
-            if raw is None:
+            claimed = claim(raw, claimable)
+            if claimed is None:
+                files.remove()
                 return None
-            inbound = parse_payload(raw, file_anyway=file_anyway)
+            raw.attempts, filed_id = claimed
+            if inbound:
+                raw.sender = clean_text(inbound[0].sender_value, 255) or raw.sender
+                raw.subject = clean_text(getattr(inbound[0], "subject", ""), 255) or raw.subject
+            raw.attempts += 1
+            raw.state_changed_at = timezone.now()
+            # A payload of one message (most are) is marked processed by the statement that
+            # files the message.
+            marked: list[bool] = []
+            mark = _marking_processed(raw, marked) if len(inbound) == 1 else None
             outcomes = [
-                ingest(account=raw.account, inbound=item, files=files, file_anyway=file_anyway)
+                ingest(
+                    account=raw.account,
+                    inbound=item,
+                    attachments=item_attachments,
+                    file_anyway=file_anyway,
+                    filed_id=filed_id if _same_delivery(raw, item) else _UNKNOWN,
+                    also_write=mark,
+                )
                 if isinstance(item, InboundMessage)
                 else record_event(account=raw.account, event=item)
-                for item in inbound
+                for item, item_attachments in zip(inbound, attachments, strict=True)
             ]
             first = next((o for o in outcomes if o.message is not None), None) or (
                 outcomes[0] if outcomes else Outcome(State.IGNORED, note="nothing to ingest")
             )
-            if inbound:
-                raw.sender = clean_text(inbound[0].sender_value, 255) or raw.sender
-                raw.subject = clean_text(getattr(inbound[0], "subject", ""), 255) or raw.subject
             raw.state = first.state
             raw.message = first.message
             raw.ticket = first.ticket
             raw.note = first.note[:255]
             raw.error = ""
-            raw.attempts += 1
-            raw.state_changed_at = timezone.now()
-            raw.save(
-                update_fields=[
-                    "sender",
-                    "subject",
-                    "state",
-                    "message",
-                    "ticket",
-                    "note",
-                    "error",
-                    "attempts",
-                    "state_changed_at",
-                ]
-            )
+            if not (marked and first.state == State.PROCESSED and first.note == ""):
+                raw.save(update_fields=_OUTCOME_FIELDS)
             if file_anyway:
                 audit.record(
                     actor=acting_agent,
@@ -244,23 +269,98 @@ def process_raw(
                 )
     except AdapterError as exc:
         files.remove()
-        mark_failed(raw_id, exc.message)
+        mark_failed(raw_id, exc.message, states=claimable)
         if not exc.permanent:
             raise
         return RawInbound.objects.defer("payload").get(pk=raw_id)
     except (BadInput, ValidationError) as exc:
         # Invalid data in the message itself: trying again cannot help.
         files.remove()
-        mark_failed(raw_id, getattr(exc, "message", None) or str(exc))
+        mark_failed(raw_id, getattr(exc, "message", None) or str(exc), states=claimable)
         return RawInbound.objects.defer("payload").get(pk=raw_id)
-    except Exception as exc:
+    except BaseException as exc:
         files.remove()
+        if not isinstance(exc, Exception):
+            raise  # a worker shutting down: the payload stays received, the sweep requeues it
         logger.exception("inbound %s failed", raw_id)
-        mark_failed(raw_id, f"{type(exc).__name__}: {exc}")
+        mark_failed(raw_id, f"{type(exc).__name__}: {exc}", states=claimable)
         raise
     finally:
         structlog.contextvars.reset_contextvars(**bound)
     return raw
+
+
+# What processing a payload writes on its row.
+_OUTCOME_FIELDS = [
+    "sender",
+    "subject",
+    "state",
+    "message",
+    "ticket",
+    "note",
+    "error",
+    "attempts",
+    "state_changed_at",
+]
+
+
+def _marking_processed(raw: RawInbound, marked: list[bool]) -> services.AlsoWrite:
+    """Writes that mark ``raw`` processed with the message and ticket the filing statement
+    writes (``services.record_customer_message``'s ``also_write``); appends to ``marked``."""
+
+    def mark(writes: Writes, message_id: Any, ticket_id: Any) -> None:
+        values = {
+            "sender": raw.sender,
+            "subject": raw.subject,
+            "state": State.PROCESSED,
+            "message": message_id,
+            "ticket": ticket_id,
+            "note": "",
+            "error": "",
+            "attempts": raw.attempts,
+            "state_changed_at": raw.state_changed_at,
+        }
+        writes.update("raw_processed", RawInbound.objects.filter(pk=raw.pk), values)
+        marked.append(True)
+
+    return mark
+
+
+# ``ingest``'s ``filed_id`` when the claim could not tell: look the message up.
+_UNKNOWN: Any = object()
+
+
+def claim(raw: RawInbound, claimable: list[str]) -> tuple[int, int | None] | None:
+    """Lock a payload's row until the transaction ends, unless another worker holds it or it
+    is no longer claimable (None). Returns its attempts so far and, read in the same query, the
+    id of a message already filed under the payload's own delivery id (a redelivery)."""
+    # ``exclude(external_id="")`` spells out the condition of the partial unique index on
+    # messages' delivery ids: without it PostgreSQL cannot tell the correlated value is not
+    # empty and reads the merchant's every message (100 ms at 200,000 messages).
+    already_filed = (
+        Message.objects.filter(
+            channel=OuterRef("account__kind"), external_id=OuterRef("external_id")
+        )
+        .exclude(external_id="")
+        .values("pk")[:1]
+    )
+    return (
+        RawInbound.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(pk=raw.pk, state__in=claimable)
+        .annotate(filed_id=Subquery(already_filed))
+        .values_list("attempts", "filed_id")
+        .first()
+    )
+
+
+def _same_delivery(raw: RawInbound, item: InboundMessage | InboundEvent) -> bool:
+    """Whether a parsed message's id is the payload's delivery id, so ``claim`` looked it up."""
+    return (
+        isinstance(item, InboundMessage)
+        and item.channel == raw.account.kind
+        and normalise_external_id(item.external_id) == raw.external_id
+        and bool(raw.external_id)
+    )
 
 
 def parse_payload(raw: RawInbound, *, file_anyway: bool) -> list[InboundMessage | InboundEvent]:
@@ -360,11 +460,24 @@ def ingest(
     account: ChannelAccount,
     inbound: InboundMessage,
     files: AttachmentFiles | None = None,
+    attachments: list[Attachment] | None = None,
     file_anyway: bool = False,
+    filed_id: int | None = _UNKNOWN,
+    also_write: services.AlsoWrite | None = None,
 ) -> Outcome:
     """File one normalised message unless it is a redelivery, automated, or has no sender (an
-    admin's ``file_anyway`` files the last two all the same)."""
-    duplicate = services.filed_message(channel=inbound.channel, external_id=inbound.external_id)
+    admin's ``file_anyway`` files the last two all the same).
+
+    ``attachments``: written already (``services.write_attachments``); else written here
+    through ``files``. ``filed_id``: the message already filed under this message's id, when
+    the caller has looked (None: none is). ``also_write``: for ``record_customer_message``.
+    """
+    if filed_id is _UNKNOWN:
+        duplicate = services.filed_message(channel=inbound.channel, external_id=inbound.external_id)
+    elif filed_id is not None:
+        duplicate = Message.objects.select_related("ticket").get(pk=filed_id)
+    else:
+        duplicate = None
     if duplicate is not None:
         return Outcome(
             State.DUPLICATE,
@@ -375,7 +488,13 @@ def ingest(
         return Outcome(State.IGNORED, note=inbound.automated_reason or "automated message")
     if not inbound.sender_value and not file_anyway:
         raise NoSender()
-    filed = services.record_customer_message(inbound=inbound, account_id=account.pk, files=files)
+    filed = services.record_customer_message(
+        inbound=inbound,
+        account_id=account.pk,
+        files=files,
+        attachments=attachments,
+        also_write=also_write,
+    )
     return Outcome(State.PROCESSED, message=filed.message, ticket=filed.ticket)
 
 

@@ -127,12 +127,14 @@ def route(
     text: str = "",
     order: Order | None = None,
     category: str = "",
+    groups: list[Group] | None = None,
 ) -> Routed:
     """The group for a new ticket: the persona group the customer chose; else the group whose
-    skills (language, channel, product category) fit it most closely; else the default group."""
+    skills (language, channel, product category) fit it most closely; else the default group.
+    ``groups``: the merchant's groups in id order, when the caller has read them already."""
     language = language_of(text, customer_locale=customer.locale)
     category = category_of(order=order, stated=category)
-    groups = list(Group.objects.order_by("pk"))
+    groups = list(Group.objects.order_by("pk")) if groups is None else groups
     if customer.persona_group_id is not None:
         chosen = next((g for g in groups if g.pk == customer.persona_group_id and g.persona), None)
         if chosen is not None:

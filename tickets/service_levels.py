@@ -55,12 +55,20 @@ def _target_for(priority: str) -> ServiceTarget | None:
     return ServiceTarget.objects.filter(priority=priority).first()
 
 
-def start_clocks(ticket: Ticket, *, calendar: Calendar | None = None) -> list[str]:
+# ``start_clocks``'s target when the caller has not read it: read it here.
+READ_TARGET: Any = object()
+
+
+def start_clocks(
+    ticket: Ticket, *, calendar: Calendar | None = None, target: Any = READ_TARGET
+) -> list[str]:
     """Set when the first response and the resolution are due, from the merchant's target for
     the ticket's priority, counted in business hours from its creation (or now, for a ticket
     not yet saved). A clock already met or missed is left alone; without a target a clock has
-    no due time. Returns the names of the fields whose value changed; the caller saves."""
-    target = _target_for(ticket.priority)
+    no due time. Returns the names of the fields whose value changed; the caller saves.
+    ``target``: the ServiceTarget (or None) for the ticket's priority, if the caller read it."""
+    if target is READ_TARGET:
+        target = _target_for(ticket.priority)
     start = ticket.created_at or timezone.now()
     wanted: dict[str, datetime | None] = {}
     needs_calendar = target is not None and (

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,11 +16,12 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from helpdesk import realtime
+from helpdesk.db.statements import Writes
 from helpdesk.errors import BadInput, InvalidTransition
 from helpdesk.models import Tenant
 from helpdesk.permissions import (
@@ -51,7 +53,7 @@ from tickets.models import (
     Ticket,
     TicketTag,
 )
-from tickets.threading import find_order_reference, find_thread, normalise_external_id
+from tickets.threading import find_thread, normalise_external_id, orders_named
 
 logger = logging.getLogger(__name__)
 
@@ -711,7 +713,8 @@ def clean_json(value: object) -> object:
 
 
 class AttachmentFiles:
-    """Attachment files written for one payload, removed again if its transaction rolls back."""
+    """Attachment files written for one payload, before its transaction, removed again if the
+    transaction rolls back or never starts (``remove``)."""
 
     def __init__(self) -> None:
         self.names: list[str] = []
@@ -727,6 +730,27 @@ class AttachmentFiles:
             except OSError:
                 logger.warning("could not remove attachment file %s", name, exc_info=True)
         self.names.clear()
+
+
+def write_attachments(inbound: InboundMessage, files: AttachmentFiles) -> list[Attachment]:
+    """A message's attachments as unsaved rows, their files already written through ``files``
+    (call before the filing transaction: slow disk work holds no lock and no transaction)."""
+    tenant_id = require_tenant().pk
+    attachments = []
+    for item in inbound.attachments:
+        attachment = Attachment(
+            tenant_id=tenant_id,  # written without save(): TenantOwned.save does not run
+            filename=clean_text(item.filename, 255) or "attachment",
+            content_type=clean_text(item.content_type, 127),
+            size=len(item.content) if not item.missing_reason else (item.size or 0),
+            content_id=clean_text(item.content_id, 255),
+            inline=item.inline,
+            missing_reason=clean_text(item.missing_reason, 255),
+        )
+        if not item.missing_reason:
+            files.write(attachment, item.content)
+        attachments.append(attachment)
+    return attachments
 
 
 @dataclass
@@ -753,84 +777,39 @@ def record_customer_message(
     inbound: InboundMessage,
     account_id: int | None,
     files: AttachmentFiles | None = None,
+    attachments: list[Attachment] | None = None,
+    also_write: AlsoWrite | None = None,
 ) -> Filed:
     """File a customer's message: the customer, the ticket it continues (reopened if the
     customer answered a solved one) or a new one, the message, its attachments and the live
     event. Call inside a transaction; the caller has already checked for a redelivery
     (``filed_message``) and decided the message should be filed.
 
-    Slow work comes first (files), then the customer is locked so that two messages of one
-    customer processed at the same moment thread onto one ticket, and a new ticket takes its
-    number as the last write, holding the merchant's counter lock only until commit.
+    ``attachments`` come from ``write_attachments`` before the transaction; without them the
+    files are written here, through ``files``. ``also_write`` adds the caller's own row
+    changes to the statement that writes the message (see ``AlsoWrite``). The customer is locked so that two messages of
+    one customer processed at the same moment thread onto one ticket, and a new ticket takes its
+    number in the last write, holding the merchant's counter lock only until commit.
     """
-    files = files or AttachmentFiles()
-    attachments = []
-    for item in inbound.attachments:
-        attachment = Attachment(
-            tenant_id=require_tenant().pk,  # bulk_create below skips TenantOwned.save
-            filename=clean_text(item.filename, 255) or "attachment",
-            content_type=clean_text(item.content_type, 127),
-            size=len(item.content) if not item.missing_reason else (item.size or 0),
-            content_id=clean_text(item.content_id, 255),
-            inline=item.inline,
-            missing_reason=clean_text(item.missing_reason, 255),
-        )
-        if not item.missing_reason:
-            files.write(attachment, item.content)
-        attachments.append(attachment)
-
-    customer = sender_of(inbound, account_id=account_id)
+    if attachments is None:
+        attachments = write_attachments(inbound, files or AttachmentFiles())
+    sender = sender_of_message(inbound, account_id=account_id)
+    customer = sender.customer
     learn_what_the_channel_said(customer, inbound)
-    ticket = find_thread(customer=customer, inbound=inbound, account_id=account_id)
-    blocked = spam.sender_is_blocked(inbound)
+    ticket = find_thread(
+        customer=customer, inbound=inbound, account_id=account_id, new_customer=sender.is_new
+    )
+    blocked = sender.blocked
     if ticket is not None and (ticket.ignored_at is not None) != blocked:
         # A blocked sender never writes onto a ticket being worked, nor anyone else onto a
         # ticket set aside as spam: each starts a ticket of its own.
         ticket = None
-    order = find_order_reference(customer=customer, inbound=inbound)
-    new_ticket = ticket is None
+    order = None
+    if ticket is None or ticket.order_id is None:
+        order = find_order_reference(sender=sender)
     customer_wrote_at = inbound.sent_at or timezone.now()
-    first_words = search.document_words(inbound.sender_value, inbound.text) if new_ticket else ""
-    routed = None
-    if ticket is None and blocked:
-        ticket = draft_ticket(
-            customer=customer,
-            subject=clean_text(inbound.subject),
-            channel=inbound.channel,
-            order=order,
-            last_customer_message_at=customer_wrote_at,
-            search_words=first_words,
-        )
-        spam.set_aside_new_ticket(ticket)  # stored, never routed (tickets.spam)
-    elif ticket is None:
-        routed = assignment.route(
-            customer=customer,
-            channel=inbound.channel,
-            text=f"{inbound.subject}\n{inbound.text}",
-            order=order,
-            category=inbound.category,
-        )
-        ticket = draft_ticket(
-            customer=customer,
-            subject=clean_text(inbound.subject),
-            channel=inbound.channel,
-            order=order,
-            priority=inbound.priority or Ticket.Priority.NORMAL,
-            group=routed.group,
-            language=routed.language,
-            category=routed.category,
-            last_customer_message_at=customer_wrote_at,
-            search_words=first_words,
-        )
-    else:
-        if order is not None and ticket.order_id is None:
-            link_order(acting_agent=SYSTEM, ticket=ticket, order=order)
-        if ticket.status in {Status.PENDING, Status.SOLVED, Status.ON_HOLD} and not blocked:
-            # The customer answered: the ticket needs an agent again.
-            change_ticket_status(acting_agent=SYSTEM, ticket=ticket, status=Status.OPEN)
-
-    message = Message.objects.create(
-        ticket=ticket,
+    message = Message(
+        tenant_id=require_tenant().pk,  # written without save(): TenantOwned.save does not run
         direction=Message.Direction.INBOUND,
         channel=inbound.channel,
         channel_account_id=account_id,
@@ -851,17 +830,52 @@ def record_customer_message(
             }
         ),
     )
-    for attachment in attachments:
-        attachment.message = message
-    if attachments:
-        Attachment.objects.bulk_create(attachments)
-    if new_ticket:
-        number_ticket(acting_agent=SYSTEM, ticket=ticket, routed_by=routed.rule if routed else "")
-    else:
-        Ticket.objects.filter(pk=ticket.pk).update(
+    first_words = (
+        search.document_words(inbound.sender_value, inbound.text) if ticket is None else ""
+    )
+    if ticket is None and blocked:
+        ticket = draft_ticket(
+            customer=customer,
+            subject=clean_text(inbound.subject),
+            channel=inbound.channel,
+            order=order,
             last_customer_message_at=customer_wrote_at,
-            updated_at=timezone.now(),
-            search_text=search.appended(message.body_text),
+            search_words=first_words,
+        )
+        spam.set_aside_new_ticket(ticket)  # stored, never routed (tickets.spam)
+        _write_message(message, ticket=ticket, attachments=attachments, also_write=also_write)
+        number_ticket(acting_agent=SYSTEM, ticket=ticket)
+        # A blocked sender's message: kept on its set-aside ticket, nobody is told.
+        return Filed(message=message, ticket=ticket, new_ticket=True)
+    if ticket is None:
+        ticket = _open_ticket_with_message(
+            inbound=inbound,
+            customer=customer,
+            order=order,
+            message=message,
+            attachments=attachments,
+            customer_wrote_at=customer_wrote_at,
+            search_words=first_words,
+            also_write=also_write,
+        )
+        new_ticket = True
+    else:
+        new_ticket = False
+        if order is not None and ticket.order_id is None:
+            link_order(acting_agent=SYSTEM, ticket=ticket, order=order)
+        if ticket.status in {Status.PENDING, Status.SOLVED, Status.ON_HOLD} and not blocked:
+            # The customer answered: the ticket needs an agent again.
+            change_ticket_status(acting_agent=SYSTEM, ticket=ticket, status=Status.OPEN)
+        _write_message(
+            message,
+            ticket=ticket,
+            attachments=attachments,
+            ticket_changes={
+                "last_customer_message_at": customer_wrote_at,
+                "updated_at": timezone.now(),
+                "search_text": search.appended(message.body_text),
+            },
+            also_write=also_write,
         )
     if ticket.ignored_at is not None:
         # A blocked sender's message: kept on its set-aside ticket, nobody is told.
@@ -874,6 +888,193 @@ def record_customer_message(
     )
     after_customer_wrote(ticket, message=message, new_ticket=new_ticket)
     return Filed(message=message, ticket=ticket, new_ticket=new_ticket)
+
+
+# Called with the Writes of the statement that files a message, and SQL values (or ids) for the
+# message's and its ticket's ids, to add the caller's own writes (the pipeline marks its raw
+# payload processed) to that statement: no round trip of their own, and nothing after the
+# ticket-number lock but COMMIT.
+AlsoWrite = Callable[[Writes, Any, Any], None]
+
+
+def _saved(*objs: Any) -> None:
+    """Mark instances written by ``Writes`` as saved ones."""
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+def _write_message(
+    message: Message,
+    *,
+    ticket: Ticket,
+    attachments: list[Attachment],
+    ticket_changes: dict[str, Any] | None = None,
+    also_write: AlsoWrite | None = None,
+) -> None:
+    """Insert ``message`` on an existing ticket with its attachments, and apply
+    ``ticket_changes`` to the ticket, in one statement."""
+    writes = Writes()
+    message.ticket = ticket
+    writes.insert("new_message", [message], returning=["id"])
+    if attachments:
+        for attachment in attachments:
+            attachment.message_id = Writes.ref("(SELECT id FROM new_message)")
+        writes.insert("new_attachments", attachments)
+    if ticket_changes:
+        writes.update("changed_ticket", Ticket.objects.filter(pk=ticket.pk), ticket_changes)
+    if also_write is not None:
+        also_write(writes, Writes.ref("(SELECT id FROM new_message)"), ticket.pk)
+    (message.pk,) = writes.run("SELECT id FROM new_message")
+    _saved(message)
+    for attachment in attachments:
+        attachment.message = message
+        _saved(attachment)
+
+
+def _routing_groups(priority: str) -> tuple[list[Group], Any]:
+    """The merchant's groups in id order, and the service-level target of ``priority``
+    (a ServiceTarget or None) read with them, in one query. Without groups there is no row to
+    carry the target: ([], ``READ_TARGET``), and the clocks read it themselves."""
+    from tickets import service_levels
+    from tickets.models import ServiceTarget
+
+    targets = ServiceTarget.objects.filter(priority=priority)
+    groups = list(
+        Group.objects.order_by("pk").annotate(
+            target_pk=Subquery(targets.values("pk")[:1]),
+            target_first_response=Subquery(targets.values("first_response_minutes")[:1]),
+            target_resolution=Subquery(targets.values("resolution_minutes")[:1]),
+        )
+    )
+    if not groups:
+        return [], service_levels.READ_TARGET
+    first = groups[0]
+    if first.target_pk is None:
+        return groups, None
+    return groups, ServiceTarget(
+        pk=first.target_pk,
+        tenant_id=first.tenant_id,
+        priority=priority,
+        first_response_minutes=first.target_first_response,
+        resolution_minutes=first.target_resolution,
+    )
+
+
+def _open_ticket_with_message(
+    *,
+    inbound: InboundMessage,
+    customer: Customer,
+    order: Order | None,
+    message: Message,
+    attachments: list[Attachment],
+    customer_wrote_at: datetime,
+    search_words: str,
+    also_write: AlsoWrite | None = None,
+) -> Ticket:
+    """A customer's new ticket, routed to its group with its clocks running, numbered with the
+    merchant's next number, with its first message, attachments and audit rows: one statement.
+
+    The merchant's counter row is locked by that statement, the last one before COMMIT (the
+    caller's ``also_write`` rides in it), so workers filing new tickets of one merchant wait for
+    each other only for an instant. The number is gapless: a rollback gives it back.
+    """
+    from tickets import service_levels
+
+    tenant = require_tenant()
+    priority = inbound.priority or Ticket.Priority.NORMAL
+    groups, target = _routing_groups(priority)
+    routed = assignment.route(
+        customer=customer,
+        channel=inbound.channel,
+        text=f"{inbound.subject}\n{inbound.text}",
+        order=order,
+        category=inbound.category,
+        groups=groups,
+    )
+    ticket = Ticket(
+        tenant_id=tenant.pk,  # written without save(): TenantOwned.save does not run
+        subject=clean_text(inbound.subject).strip()[:255] or "(no subject)",
+        channel=inbound.channel,
+        customer=customer,
+        order=order,
+        priority=priority,
+        group=routed.group,
+        language=routed.language[:16],
+        category=routed.category[:100],
+        last_customer_message_at=customer_wrote_at,
+        queued_at=timezone.now(),
+    )
+    ticket.search_text = search.new_ticket_document(ticket, search_words)
+    service_levels.start_clocks(ticket, target=target)
+
+    writes = Writes()
+    writes.raw(
+        "counter",
+        f"UPDATE {Tenant._meta.db_table} SET last_ticket_number = last_ticket_number + 1 "
+        "WHERE id = %s RETURNING last_ticket_number",
+        [tenant.pk],
+    )
+    ticket.number = Writes.ref("(SELECT last_ticket_number FROM counter)")
+    writes.insert("new_ticket", [ticket], returning=["id", "number"])
+    message.ticket_id = Writes.ref("(SELECT id FROM new_ticket)")
+    writes.insert("new_message", [message], returning=["id"])
+    if attachments:
+        for attachment in attachments:
+            attachment.message_id = Writes.ref("(SELECT id FROM new_message)")
+        writes.insert("new_attachments", attachments)
+    events = [
+        audit.entry(
+            actor=SYSTEM,
+            kind=AuditKind.TICKET_OPENED,
+            obj=ticket,
+            details={"number": None, "channel": ticket.channel},
+        )
+    ]
+    if ticket.group_id is not None:
+        # Where the ticket went, and why: routing rules grow, the log keeps saying which one.
+        events.append(
+            audit.entry(
+                actor=SYSTEM,
+                kind=AuditKind.TICKET_ROUTED,
+                obj=ticket,
+                changes={"group": (None, routed.group.name)},
+                details={"rule": routed.rule},
+            )
+        )
+    for event in events:
+        event.tenant_id = tenant.pk
+        event.object_id = Writes.ref("(SELECT CAST(id AS TEXT) FROM new_ticket)")
+    # The number is known only inside the statement: the opening row takes it from there.
+    number_into_details = (
+        "jsonb_set(%s::jsonb, '{details,number}', to_jsonb((SELECT number FROM new_ticket)))"
+        if connection.vendor == "postgresql"
+        else "json_set(%s, '$.details.number', (SELECT number FROM new_ticket))"  # SQLite
+    )
+    events[0].changes = Writes.ref(number_into_details, [json.dumps(events[0].changes)])
+    writes.insert("new_audit", events)
+    if also_write is not None:
+        also_write(
+            writes,
+            Writes.ref("(SELECT id FROM new_message)"),
+            Writes.ref("(SELECT id FROM new_ticket)"),
+        )
+    row = writes.run(
+        "SELECT new_ticket.id, new_ticket.number, new_message.id FROM new_ticket, new_message"
+    )
+    ticket.pk, ticket.number, message.pk = row
+    message.ticket = ticket
+    _saved(ticket, message)
+    for attachment in attachments:
+        attachment.message = message
+        _saved(attachment)
+    realtime.publish_after_commit(
+        tenant.pk,
+        "ticket.created",
+        {"ticket": ticket.number, "subject": ticket.subject},
+        ticket=ticket,
+    )
+    return ticket
 
 
 # Sent once a customer's message is filed, inside its transaction, with ``ticket``, ``message``
@@ -920,20 +1121,117 @@ def learn_what_the_channel_said(customer: Customer, inbound: InboundMessage) -> 
         customer.save(update_fields=changed)
 
 
-def sender_of(inbound: InboundMessage, *, account_id: int | None) -> Customer:
+@dataclass
+class Sender:
+    """Who sent a message, as ingest needs it: the customer (locked), whether they were created
+    for this message, whether a block stands on the sender, and their order the message names."""
+
+    customer: Customer
+    is_new: bool
+    blocked: bool
+    order_id: int | None = None
+
+
+def sender_of_message(inbound: InboundMessage, *, account_id: int | None) -> Sender:
     """The customer who sent a message, locked until the transaction ends so that messages of
-    one customer are threaded one after the other."""
+    one customer are threaded one after the other; found with the sender's blocks and named
+    orders in one query, or created with their identity in one statement."""
     sender_name = clean_text(inbound.sender_name, 200)
-    if inbound.sender_value:
-        # Customer rows are locked only here: no deadlock between workers.
-        return customer_for(
-            identities=[Identity(i.kind, clean_text(i.value)) for i in inbound.identities],
-            name=sender_name,
-            account_id=account_id,
-            lock=True,
+    blocks = spam.blocks_of_sender(inbound)
+    if not inbound.sender_value:
+        # Filed by hand with no address at all: visible on its ticket, nobody to reply to.
+        customer = Customer.objects.create(name=sender_name or _("Unknown sender"))
+        return Sender(customer, is_new=True, blocked=blocks is not None and blocks.exists())
+    tenant = require_tenant()
+    wanted = _normalised_identities(
+        [Identity(i.kind, clean_text(i.value)) for i in inbound.identities],
+        region=tenant.phone_region,
+        account_id=account_id,
+    )
+    matches = Q()
+    for kind, value, account in wanted:
+        matches |= Q(kind=kind, value=value, account_id=account)
+    # Customer rows are locked only here: no deadlock between workers.
+    rows = (
+        CustomerIdentity.objects.select_related("customer")
+        .filter(matches)
+        .select_for_update(of=("customer",))
+        .order_by("customer_id")
+    )
+    facts: dict[str, Any] = {}
+    if blocks is not None:
+        facts["sender_blocked"] = Exists(blocks)
+    order_lookups = orders_named(inbound)
+    for n, orders in enumerate(order_lookups):
+        facts[f"named_order_{n}"] = Subquery(
+            orders.filter(customer=OuterRef("customer_id")).values("pk")[:1]
         )
-    # Filed by hand with no address at all: visible on its ticket, nobody to reply to.
-    return Customer.objects.create(name=sender_name or _("Unknown sender"))
+    found = {(i.kind, i.value, i.account_id): i for i in rows.annotate(**facts)}
+    known = next((found[key] for key in wanted if key in found), None)
+    if known is None:
+        return _new_sender(wanted, name=sender_name, blocks=blocks, rows=rows)
+    customer = known.customer
+    if sender_name and not customer.name:
+        customer.name = sender_name
+        customer.save(update_fields=["name"])
+    for kind, value, account in wanted:
+        if (kind, value, account) not in found:
+            _learn_identity(customer, kind=kind, value=value, account_id=account)
+    named = (getattr(known, f"named_order_{n}") for n in range(len(order_lookups)))
+    return Sender(
+        customer,
+        is_new=False,
+        blocked=bool(getattr(known, "sender_blocked", False)),
+        order_id=next((pk for pk in named if pk is not None), None),
+    )
+
+
+def find_order_reference(*, sender: Sender) -> Order | None:
+    """The sender's own order their message names, found with the sender
+    (``sender_of_message``): read only when there is one."""
+    if sender.order_id is None:
+        return None
+    return Order.objects.filter(pk=sender.order_id).first()
+
+
+def _new_sender(
+    wanted: list[tuple[str, str, int | None]], *, name: str, blocks: Any, rows: Any
+) -> Sender:
+    """A customer for a sender nobody knows: the customer, their first identity and whether
+    the sender is blocked in one statement. Another worker that created the same identity a
+    moment ago wins: their customer is used."""
+    kind, value, account = wanted[0]
+    tenant_id = require_tenant().pk
+    customer = Customer(tenant_id=tenant_id, name=name or value.split("@")[0])
+    identity = CustomerIdentity(
+        tenant_id=tenant_id,
+        customer_id=Writes.ref("(SELECT id FROM new_customer)"),
+        kind=kind,
+        value=value,
+        account_id=account,
+    )
+    writes = Writes()
+    writes.insert("new_customer", [customer], returning=["id"])
+    writes.insert("new_identity", [identity], returning=["customer_id"], ignore_conflicts=True)
+    blocked_sql, blocked_params = "false", []
+    if blocks is not None:
+        sql, params = blocks.values("pk").query.sql_with_params()
+        blocked_sql, blocked_params = f"EXISTS ({sql})", list(params)
+    customer.pk, identity_customer_id, blocked = writes.run(
+        f"SELECT new_customer.id, (SELECT customer_id FROM new_identity), {blocked_sql} "
+        "FROM new_customer",
+        blocked_params,
+    )
+    _saved(customer)
+    if identity_customer_id is None:
+        Customer.objects.filter(pk=customer.pk).delete()
+        theirs = rows.filter(kind=kind, value=value, account_id=account).first()
+        if theirs is None:
+            raise IntegrityError(f"identity {kind} {value} neither created nor found")
+        return Sender(theirs.customer, is_new=False, blocked=blocked)
+    for kind, value, account in wanted[1:]:
+        _learn_identity(customer, kind=kind, value=value, account_id=account)
+    return Sender(customer, is_new=True, blocked=blocked)
 
 
 def record_customer_event(*, event: InboundEvent, account_id: int | None) -> CustomerEvent:

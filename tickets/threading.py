@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from tickets.incoming import InboundMessage
@@ -31,27 +31,38 @@ def normalise_external_id(value: str) -> str:
 
 
 def find_thread(
-    *, customer: Customer, inbound: InboundMessage, account_id: int | None = None
+    *,
+    customer: Customer,
+    inbound: InboundMessage,
+    account_id: int | None = None,
+    new_customer: bool = False,
 ) -> Ticket | None:
     """The ticket a message continues, or None for a new conversation.
 
     In order: the message it replies to (reply headers), the channel's conversation id, a
     ``[#123]`` token of this customer's ticket in the subject, then this customer's open ticket
     on the same channel within the threading window of the message's date. A link to a merged
-    ticket leads to the ticket it was merged into. A closed ticket is never continued. A reply joins a ticket only when its sender is the ticket's customer or was
-    sent or copied the message it answers: knowing a Message-ID is not enough to read someone's
-    ticket.
+    ticket leads to the ticket it was merged into. A closed ticket is never continued. A reply
+    joins a ticket only when its sender is the ticket's customer or was sent or copied the
+    message it answers: knowing a Message-ID is not enough to read someone's ticket.
+
+    ``new_customer``: the customer was created for this message, so has no ticket of their own
+    yet; only the reply headers can link it (to a conversation the sender was copied on).
     """
     reply_ids = [normalise_external_id(i) for i in inbound.reply_to_ids if i][:50]
     # Lazily, in order: once a candidate is found, the later lookups are not queried at all.
     linked = _linked_tickets(
-        customer=customer, inbound=inbound, reply_ids=reply_ids, account_id=account_id
+        customer=customer,
+        inbound=inbound,
+        reply_ids=reply_ids,
+        account_id=account_id,
+        new_customer=new_customer,
     )
     for ticket in linked:
         ticket = _surviving(ticket)
         if ticket is not None and ticket.status != Ticket.Status.CLOSED:
             return ticket
-    if reply_ids:
+    if reply_ids or new_customer:
         # A reply to something we do not know starts its own ticket rather than joining another.
         return None
     # The window compares the message's own date with the customer's previous message on the
@@ -85,7 +96,12 @@ def _surviving(ticket: Ticket | None, hops: int = 5) -> Ticket | None:
 
 
 def _linked_tickets(
-    *, customer: Customer, inbound: InboundMessage, reply_ids: list[str], account_id: int | None
+    *,
+    customer: Customer,
+    inbound: InboundMessage,
+    reply_ids: list[str],
+    account_id: int | None,
+    new_customer: bool = False,
 ) -> Iterator[Ticket | None]:
     """The tickets a message names, strongest link first: the message it replies to, the
     channel's conversation id, a ``[#123]`` token of this customer's ticket in the subject."""
@@ -100,6 +116,8 @@ def _linked_tickets(
             customer=customer, inbound=inbound, message=earlier
         ):
             yield earlier.ticket
+    if new_customer:
+        return  # the lookups below are of the customer's own tickets
     if inbound.conversation_id:
         earlier = (
             Message.objects.filter(
@@ -137,20 +155,27 @@ def was_party_to(*, customer: Customer, inbound: InboundMessage, message: Messag
 def find_order_reference(*, customer: Customer, inbound: InboundMessage) -> Order | None:
     """The customer's own order the channel names (``order_number``), else one named in the
     subject or text (e.g. "订单号 SO20261105")."""
+    for orders in orders_named(inbound):
+        found = orders.filter(customer=customer).first()
+        if found is not None:
+            return found
+    return None
+
+
+def orders_named(inbound: InboundMessage) -> list[QuerySet[Order]]:
+    """Where to look for the order a message names, strongest first: the number the channel
+    states, then order-like tokens of the subject and text (at least 4 digits), the latest
+    order first. Filter each by the customer. Empty when the message names nothing: no lookup.
+    """
+    lookups = []
     if inbound.order_number:
-        stated = Order.objects.filter(customer=customer, number=inbound.order_number[:64]).first()
-        if stated is not None:
-            return stated
+        lookups.append(Order.objects.filter(number=inbound.order_number[:64]))
     tokens = {
         token
         for token in _ORDER_TOKEN.findall(f"{inbound.subject}\n{inbound.text[:5000]}")
         if sum(ch.isdigit() for ch in token) >= 4
     }
-    if not tokens:
-        return None
-    tokens |= {token.upper() for token in tokens}
-    return (
-        Order.objects.filter(customer=customer, number__in=list(tokens)[:200])
-        .order_by("-placed_at")
-        .first()
-    )
+    if tokens:
+        tokens |= {token.upper() for token in tokens}
+        lookups.append(Order.objects.filter(number__in=sorted(tokens)[:200]).order_by("-placed_at"))
+    return lookups
