@@ -23,7 +23,7 @@ TEST_ENV := DJANGO_SECRET_KEY=test-secret-key DJANGO_DEBUG=false DJANGO_SECURE_C
 DEV_ENV := DJANGO_DEBUG=true
 
 .PHONY: run test lint format install lock db-role bench bench-routing bench-db bench-data \
-	bench-dashboard bench-inbox bench-peer clean
+	bench-dashboard bench-inbox bench-peer bench-import clean
 
 # Installs the exact versions of requirements-dev.lock (the tested combination), then the
 # project itself without resolving anything again.
@@ -68,6 +68,11 @@ test: $(STAMP) lint db-role
 bench: $(STAMP) db-role
 	$(TEST_ENV) $(BIN)/python manage.py migrate --noinput -v0
 	$(TEST_ENV) REDIS_URL=redis://127.0.0.1:6379/14 $(BIN)/python bench/ingest.py $(BENCH_ARGS)
+
+# import_mail on generated mboxes of 5,000 and 50,000 messages: messages/s and peak memory.
+bench-import: $(STAMP) db-role
+	$(TEST_ENV) $(BIN)/python manage.py migrate --noinput -v0
+	$(TEST_ENV) REDIS_URL=redis://127.0.0.1:6379/14 $(BIN)/python bench/import_mail.py $(BENCH_ARGS)
 
 bench-routing: $(STAMP) db-role
 	$(TEST_ENV) $(BIN)/python manage.py migrate --noinput -v0

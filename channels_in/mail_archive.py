@@ -4,6 +4,12 @@
 before anything is imported); ``ArchiveSource.messages`` then yields each message's raw bytes.
 An mbox file is recognised by its content (the first line starts with ``From ``), not its name;
 any other file is taken as one message, and the pipeline decides whether it is mail at all.
+
+An mbox is read as a stream, one message at a time, so an archive of any size takes the memory of
+its largest message: counting its messages is one pass over the bytes for ``From `` lines, and
+reading splits the lines the way ``mailbox.mbox`` does (the same bytes, so a message without a
+Message-ID gets the same digest, and counts as a duplicate, whichever version imported it first).
+``mailbox.mbox`` itself keeps a table of every message's offsets, which grows with the file.
 """
 
 from __future__ import annotations
@@ -12,10 +18,19 @@ import mailbox
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 MBOX_MARKER = b"From "
 MAILDIR_PARTS = ("cur", "new")
+# mailbox.mbox drops the blank line before a "From " line; it compares lines with os.linesep.
+LINESEP = os.linesep.encode()
+COUNT_CHUNK_BYTES = 1 << 20
+# A header block longer than this is not read for its date (the message keeps its archive place).
+MAX_HEADER_BYTES = 256 * 1024
 
 
 class UnreadableArchive(Exception):
@@ -41,16 +56,80 @@ class ArchiveSource:
         if self.kind == "file":
             yield ArchivedMessage(str(self.path), self.path.read_bytes())
         elif self.kind == "mbox":
-            box = mailbox.mbox(self.path, factory=None, create=False)
-            try:
-                for number, key in enumerate(box.keys(), start=1):
-                    yield ArchivedMessage(f"{self.path}#{number}", box.get_bytes(key))
-            finally:
-                box.close()
+            for number, payload in enumerate(read_mbox(self.path), start=1):
+                yield ArchivedMessage(f"{self.path}#{number}", payload)
         else:
             box = mailbox.Maildir(self.path, factory=None, create=False)
             for key in sorted(box.keys()):
                 yield ArchivedMessage(f"{self.path}:{key}", box.get_bytes(key))
+
+
+def read_mbox(path: Path) -> Iterator[bytes]:
+    """Each message of an mbox file, without its ``From `` line, holding one message at a time.
+
+    The bytes are those ``mailbox.mbox.get_bytes`` returns: a message runs from its ``From ``
+    line to the next one, less the blank line that separates them.
+    """
+    with path.open("rb") as handle:
+        lines: list[bytes] | None = None  # None until the first "From " line
+        for line in handle:
+            if line.startswith(MBOX_MARKER):
+                if lines is not None:
+                    yield _mbox_message(lines)
+                lines = []
+            elif lines is not None:
+                lines.append(line)
+        if lines is not None:
+            yield _mbox_message(lines)
+
+
+def _mbox_message(lines: list[bytes]) -> bytes:
+    if lines and lines[-1] == LINESEP:
+        lines.pop()
+    payload = b"".join(lines)
+    return payload if LINESEP == b"\n" else payload.replace(LINESEP, b"\n")
+
+
+def count_mbox(path: Path) -> int:
+    """How many messages an mbox holds: its lines that start with ``From ``, read in chunks."""
+    count = 0
+    carry = b"\n"  # the file's start counts as a line start
+    with path.open("rb") as handle:
+        while chunk := handle.read(COUNT_CHUNK_BYTES):
+            # The tail of the previous chunk lets a separator split across chunks be found once.
+            window = carry + chunk
+            count += window.count(b"\n" + MBOX_MARKER)
+            carry = window[-len(MBOX_MARKER) :]
+    return count
+
+
+def sent_at(payload: bytes) -> datetime | None:
+    """The mail's Date header as an aware datetime (UTC when it names no zone); None when it
+    has none that parses. Reads the header block only."""
+    end = _header_end(payload)
+    if end is None:
+        return None
+    try:
+        headers = BytesHeaderParser(policy=compat32).parsebytes(payload[:end])
+        value = headers.get("date")
+        if not value:
+            return None
+        moment = parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _header_end(payload: bytes) -> int | None:
+    head = payload[:MAX_HEADER_BYTES]
+    ends = [
+        found + len(blank) // 2  # through the last header line's end
+        for blank in (b"\n\n", b"\r\n\r\n")
+        if (found := head.find(blank)) >= 0
+    ]
+    if ends:
+        return min(ends)
+    return len(payload) if len(payload) <= MAX_HEADER_BYTES else None
 
 
 def is_mbox(path: Path) -> bool:
@@ -95,12 +174,7 @@ def _scan_path(path: Path, seen: set[str]) -> Iterator[ArchiveSource]:
                     yield from _scan_path(entry, seen)
         elif path.is_file():
             if is_mbox(path):
-                box = mailbox.mbox(path, factory=None, create=False)
-                try:
-                    count = len(box.keys())
-                finally:
-                    box.close()
-                yield ArchiveSource(path, "mbox", count)
+                yield ArchiveSource(path, "mbox", count_mbox(path))
             else:
                 if not os.access(path, os.R_OK):
                     raise PermissionError(13, "Permission denied")

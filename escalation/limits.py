@@ -102,7 +102,6 @@ def limit_for(acting_agent: ActingAgent, *, kind: str, currency: str) -> RemedyL
     return rows.get(True) or rows.get(False)
 
 
-
 def start_of_day(moment: datetime) -> datetime:
     """Midnight of ``moment``'s day in the merchant's time zone: the per-day limit's start."""
     zone = ZoneInfo(require_tenant().time_zone)
