@@ -16,12 +16,10 @@ import os
 import random
 import re
 import shutil
-import struct
 import sys
 import tempfile
 import time
 import uuid
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.header import Header
@@ -54,6 +52,7 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from bench.files import pdf, png  # noqa: E402
 from bench.stats import percentile  # noqa: E402
 from channels_in.base import AdapterError, Envelope  # noqa: E402
 from channels_in.models import ChannelAccount, Mailbox, RawInbound  # noqa: E402
@@ -143,36 +142,6 @@ class Sent:
     text: str
 
 
-def _png(width: int, height: int, rng: random.Random) -> bytes:
-    """A valid truecolour PNG of noise (so it does not compress): about width*height*3 bytes."""
-
-    def chunk(tag: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
-
-    rows = b"".join(b"\x00" + rng.randbytes(width * 3) for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
-def _pdf(title: str, rng: random.Random) -> bytes:
-    """A small one-page PDF (a few KB), enough for content sniffing and storage."""
-    padding = rng.randbytes(2048).hex()
-    stream = f"BT /F1 12 Tf 72 720 Td ({title}) Tj ET\n% {padding}\n".encode("latin-1")
-    return (
-        b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
-        b"2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n"
-        b"3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >> endobj\n"
-        + f"4 0 obj << /Length {len(stream)} >> stream\n".encode()
-        + stream
-        + b"endstream endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
-    )
-
-
 _MESSAGE_ID_HEADER = re.compile(rb"(?im)^message-id:[^\n]*\n(?:[ \t][^\n]*\n)*")
 
 
@@ -201,8 +170,8 @@ class MailMix:
         self.run = run
         self.customers = [self._customer(number) for number in range(customers)]
         self.sent: list[Sent] = []
-        self.logos = [_png(16, 16, self.rng) for _ in range(4)]
-        self.photos = [_png(36, 36, self.rng) for _ in range(4)]
+        self.logos = [png(16, 16, self.rng) for _ in range(4)]
+        self.photos = [png(36, 36, self.rng) for _ in range(4)]
         self.corpus = [path.read_bytes() for path in sorted((CORPUS_DIR / "zammad").glob("*.box"))]
         if not self.corpus:
             raise SystemExit(f"no corpus mail in {CORPUS_DIR / 'zammad'}: set HELPDESK_CORPUS_DIR")
@@ -331,7 +300,7 @@ class MailMix:
         )
         if self.rng.random() < 0.5:
             mail.add_attachment(
-                _pdf(f"Invoice {order}", self.rng),
+                pdf(f"Invoice {order}", self.rng),
                 maintype="application",
                 subtype="pdf",
                 filename=f"invoice-{order}.pdf",

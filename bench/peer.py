@@ -22,13 +22,11 @@ import random
 import re
 import shutil
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -41,6 +39,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.files import pdf, png  # noqa: E402
 from bench.stats import percentile  # noqa: E402
 
 PEER_DIR = REPO / "bench" / "peer"
@@ -134,28 +133,6 @@ class Conversation:
     chinese: bool
 
 
-def _png(width: int, height: int, rng: random.Random) -> bytes:
-    """A valid PNG of noise, so it does not compress."""
-
-    def chunk(tag: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
-
-    rows = b"".join(b"\x00" + rng.randbytes(width * 3) for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
-
-
-def _pdf(title: str, rng: random.Random) -> bytes:
-    """A small one-page PDF of a few KB."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({title}) Tj ET\n% {rng.randbytes(1500).hex()}\n".encode()
-    return (
-        b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
-        + f"4 0 obj << /Length {len(stream)} >> stream\n".encode()
-        + stream
-        + b"endstream endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
-    )
-
-
 class PeerMix:
     """The side-by-side mail mix of one round, deterministic for a seed (Message-IDs and
     senders carry ``run``, so no two rounds or runs share one)."""
@@ -165,7 +142,7 @@ class PeerMix:
         self.run = run
         self.seed_tickets = seed_tickets
         self.conversations: list[Conversation] = []
-        self.photos = [_png(32, 32, self.rng) for _ in range(3)]
+        self.photos = [png(32, 32, self.rng) for _ in range(3)]
         self.index = 0
 
     def messages(self, count: int) -> list[Mail]:
@@ -333,7 +310,7 @@ class PeerMix:
             for n in range(files):
                 if n == 0 and self.rng.random() < 0.5:
                     mail.add_attachment(
-                        _pdf(f"Invoice {self.index}", self.rng),
+                        pdf(f"Invoice {self.index}", self.rng),
                         maintype="application",
                         subtype="pdf",
                         filename=f"invoice-{self.index}.pdf",

@@ -302,26 +302,9 @@ def number_ticket(
             )
             ticket.number = cursor.fetchone()[0]
             Ticket.objects.filter(pk=ticket.pk).update(number=ticket.number)
-    events = [
-        audit.entry(
-            actor=acting_agent,
-            kind=AuditKind.TICKET_OPENED,
-            obj=ticket,
-            details={"number": ticket.number, "channel": ticket.channel},
-        )
-    ]
-    if ticket.group_id is not None:
-        # Where the ticket went, and why: routing rules grow, the log keeps saying which one.
-        events.append(
-            audit.entry(
-                actor=acting_agent,
-                kind=AuditKind.TICKET_ROUTED,
-                obj=ticket,
-                changes={"group": (None, ticket.group.name)},
-                details={"rule": routed_by},
-            )
-        )
-    audit.record_all(events)
+    audit.record_all(
+        _opening_events(ticket, actor=acting_agent, number=ticket.number, rule=routed_by)
+    )
     if ticket.ignored_at is not None:
         return ticket  # a blocked sender's ticket: nobody is told (tickets.spam)
     realtime.publish_after_commit(
@@ -932,6 +915,31 @@ def _write_message(
         _saved(attachment)
 
 
+def _opening_events(ticket: Ticket, *, actor: Actor, number: Any, rule: str) -> list[AuditEvent]:
+    """The audit rows of a new ticket: opened, and routed to its group (and by which rule:
+    routing rules grow, the log keeps saying which one). ``number``: the ticket's number, or
+    None while the statement that writes it takes it."""
+    events = [
+        audit.entry(
+            actor=actor,
+            kind=AuditKind.TICKET_OPENED,
+            obj=ticket,
+            details={"number": number, "channel": ticket.channel},
+        )
+    ]
+    if ticket.group_id is not None:
+        events.append(
+            audit.entry(
+                actor=actor,
+                kind=AuditKind.TICKET_ROUTED,
+                obj=ticket,
+                changes={"group": (None, ticket.group.name)},
+                details={"rule": rule},
+            )
+        )
+    return events
+
+
 def _routing_groups(priority: str) -> tuple[list[Group], Any]:
     """The merchant's groups in id order, and the service-level target of ``priority``
     (a ServiceTarget or None) read with them, in one query. Without groups there is no row to
@@ -1023,25 +1031,7 @@ def _open_ticket_with_message(
         for attachment in attachments:
             attachment.message_id = Writes.ref("(SELECT id FROM new_message)")
         writes.insert("new_attachments", attachments)
-    events = [
-        audit.entry(
-            actor=SYSTEM,
-            kind=AuditKind.TICKET_OPENED,
-            obj=ticket,
-            details={"number": None, "channel": ticket.channel},
-        )
-    ]
-    if ticket.group_id is not None:
-        # Where the ticket went, and why: routing rules grow, the log keeps saying which one.
-        events.append(
-            audit.entry(
-                actor=SYSTEM,
-                kind=AuditKind.TICKET_ROUTED,
-                obj=ticket,
-                changes={"group": (None, routed.group.name)},
-                details={"rule": routed.rule},
-            )
-        )
+    events = _opening_events(ticket, actor=SYSTEM, number=None, rule=routed.rule)
     for event in events:
         event.tenant_id = tenant.pk
         event.object_id = Writes.ref("(SELECT CAST(id AS TEXT) FROM new_ticket)")
