@@ -307,13 +307,18 @@ def number_ticket(
     )
     if ticket.ignored_at is not None:
         return ticket  # a blocked sender's ticket: nobody is told (tickets.spam)
+    _announce_new_ticket(ticket)
+    return ticket
+
+
+def _announce_new_ticket(ticket: Ticket) -> None:
+    """Tell the merchant's open pages about a new ticket, once its transaction commits."""
     realtime.publish_after_commit(
-        tenant.pk,
+        ticket.tenant_id,
         "ticket.created",
         {"ticket": ticket.number, "subject": ticket.subject},
         ticket=ticket,
     )
-    return ticket
 
 
 def open_ticket(
@@ -1058,12 +1063,7 @@ def _open_ticket_with_message(
     for attachment in attachments:
         attachment.message = message
         _saved(attachment)
-    realtime.publish_after_commit(
-        tenant.pk,
-        "ticket.created",
-        {"ticket": ticket.number, "subject": ticket.subject},
-        ticket=ticket,
-    )
+    _announce_new_ticket(ticket)
     return ticket
 
 
