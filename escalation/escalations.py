@@ -430,11 +430,17 @@ def _first_inbound(message: Message) -> bool:
     ).exists()
 
 
-def check_customer_message(*, ticket: Ticket, message: Message) -> list[Escalation]:
+def check_customer_message(
+    *, ticket: Ticket, message: Message, opened_ticket: bool = False
+) -> list[Escalation]:
     """Escalate a ticket on a customer's message when a trigger the merchant switched on says
     so: the customer asks for a supervisor (one of the merchant's phrases), or got in touch
     about the same order ``repeat_contacts`` times within ``repeat_days`` days. Returns the
-    escalations raised or found open."""
+    escalations raised or found open.
+
+    ``opened_ticket``: the message opened its ticket (the caller knows), so it is the ticket's
+    first and opens an exchange, and a ticket with no order has exactly one contact: no query
+    needs to say so."""
     if message.direction != Message.Direction.INBOUND or message.ticket_id != ticket.pk:
         return []
     rules = policy()
@@ -444,7 +450,7 @@ def check_customer_message(*, ticket: Ticket, message: Message) -> list[Escalati
     with translation.override(tenant.locale or None):
         if rules.on_customer_request:
             text = message.body_text or message.full_text
-            if _first_inbound(message) and message.subject:
+            if (opened_ticket or _first_inbound(message)) and message.subject:
                 text = f"{message.subject}\n{text}"
             phrase = asks_for_supervisor(text, rules.supervisor_phrases)
             if phrase is not None:
@@ -455,9 +461,10 @@ def check_customer_message(*, ticket: Ticket, message: Message) -> list[Escalati
                 )
                 if escalation is not None:
                     raised.append(escalation)
-        if rules.on_repeat_contact and opens_an_exchange(message):
+        if rules.on_repeat_contact and (opened_ticket or opens_an_exchange(message)):
             since = timezone.now() - timedelta(days=rules.repeat_days)
-            count = contacts_about(ticket, since=since)
+            alone = opened_ticket and ticket.order_id is None and message.created_at >= since
+            count = 1 if alone else contacts_about(ticket, since=since)
             if count >= rules.repeat_contacts:
                 about = (
                     _("order %(order)s") % {"order": ticket.order.number}

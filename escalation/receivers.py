@@ -42,10 +42,13 @@ def check_customer_message(
     sender: Any, *, ticket: Ticket, message: Message, new_ticket: bool, **kwargs: Any
 ) -> None:
     """A customer's message is judged by the inbound triggers in a task, after the filing
-    commits: filing stays fast, and the task sees the message."""
+    commits: filing stays fast, and the task sees the message. It is told whether the message
+    opened its ticket, which answers two of its questions without a query."""
     from escalation import trigger_tasks
 
-    trigger_tasks.inbound_triggers.delay_on_commit(require_tenant().pk, ticket.pk, message.pk)
+    trigger_tasks.inbound_triggers.delay_on_commit(
+        require_tenant().pk, ticket.pk, message.pk, new_ticket=new_ticket
+    )
 
 
 def connect() -> None:

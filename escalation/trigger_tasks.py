@@ -11,18 +11,25 @@ from helpdesk import tenancy
 
 
 @shared_task(base=tenancy.TenantTask, acks_late=True)
-def inbound_triggers(tenant_id: int, ticket_id: int, message_id: int) -> list[int]:
+def inbound_triggers(
+    tenant_id: int, ticket_id: int, message_id: int, *, new_ticket: bool = False
+) -> list[int]:
     """Escalate a ticket on a customer's message when the merchant's triggers say so (the
     customer asks for a supervisor, or keeps coming back about one order); the ids of the
-    escalations raised or found open."""
+    escalations raised or found open. ``new_ticket``: the message opened the ticket."""
     from escalation import escalations
-    from tickets.models import Message, Ticket
+    from tickets.models import Message
 
-    ticket = Ticket.objects.select_related("order").filter(pk=ticket_id).first()
-    message = Message.objects.filter(pk=message_id, ticket_id=ticket_id).first()
-    if ticket is None or message is None:
+    message = (
+        Message.objects.select_related("ticket", "ticket__order")
+        .filter(pk=message_id, ticket_id=ticket_id)
+        .first()
+    )
+    if message is None:
         return []  # moved or deleted since: nothing left to judge
     return [
         escalation.pk
-        for escalation in escalations.check_customer_message(ticket=ticket, message=message)
+        for escalation in escalations.check_customer_message(
+            ticket=message.ticket, message=message, opened_ticket=new_ticket
+        )
     ]

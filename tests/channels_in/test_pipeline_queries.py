@@ -62,7 +62,9 @@ def offers_counted_elsewhere(monkeypatch) -> list[tuple]:
     offered: list[tuple] = []
     monkeypatch.setattr(tasks.offer_ticket, "delay_on_commit", lambda *args: offered.append(args))
     monkeypatch.setattr(
-        trigger_tasks.inbound_triggers, "delay_on_commit", lambda *args: offered.append(args)
+        trigger_tasks.inbound_triggers,
+        "delay_on_commit",
+        lambda *args, **kwargs: offered.append(args),
     )
     return offered
 
