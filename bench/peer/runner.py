@@ -32,15 +32,18 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE.parents[1]]
 sys.path.insert(0, str(HERE))
+sys.path.append(str(HERE.parent))  # bench/dbtime.py, shared with the project's side
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "peer_settings")
 
 import django  # noqa: E402
 
 django.setup()
 
+from dbtime import DatabaseClock  # noqa: E402  (bench/dbtime.py)
 from django.conf import settings  # noqa: E402
 from django.core import mail as django_mail  # noqa: E402
 from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.db.models import QuerySet  # noqa: E402
 from django.utils import encoding, timezone  # noqa: E402
 from helpdesk.email import HTML_EMAIL_ATTACHMENT_FILENAME, extract_email_metadata  # noqa: E402
@@ -191,6 +194,7 @@ def ingest_round(mails: list[dict[str, object]]) -> dict[str, object]:
     logger.handlers = []
     logger.propagate = False
     resolver = Resolver(queue)
+    clock = DatabaseClock()
     latencies: list[float] = []
     cpu = 0.0
     failed = 0
@@ -202,9 +206,10 @@ def ingest_round(mails: list[dict[str, object]]) -> dict[str, object]:
         cpu_started = time.process_time()
         started = time.perf_counter()
         try:
-            # What imap_sync runs per fetched message.
-            full_message = encoding.force_str(raw, errors="replace")
-            ticket = extract_email_metadata(message=full_message, queue=queue, logger=logger)
+            with clock.timing(connection):
+                # What imap_sync runs per fetched message.
+                full_message = encoding.force_str(raw, errors="replace")
+                ticket = extract_email_metadata(message=full_message, queue=queue, logger=logger)
         except (IgnoreTicketException, DeleteIgnoredTicketException):
             ticket = None
         except Exception as exc:  # a broken message must not stop the round; it is counted
@@ -222,6 +227,8 @@ def ingest_round(mails: list[dict[str, object]]) -> dict[str, object]:
         "side": "peer",
         "latencies": latencies,
         "cpu_seconds": cpu,
+        "db_seconds": clock.seconds,
+        "db_statements": clock.statements,
         "failed": failed,
         "errors": errors[:20],
         "mails_sent": sent,
