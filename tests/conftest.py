@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from django.db import connection
 from django.test import Client, TransactionTestCase
+from django.utils import translation
 
 from helpdesk import tenancy
 from helpdesk.db.roles import connected_as_owner
@@ -165,6 +166,15 @@ def _fresh_rate_limits() -> None:
             client.delete(*keys)
     else:
         backend.clear()
+
+
+@pytest.fixture(autouse=True)
+def _language_of_its_own() -> Iterator[None]:
+    """Every test starts in the default language: a request handled in Chinese (the member's
+    language middleware activates it for the thread) must not leave a later test reading
+    Chinese where it expects English, as it did when two files ran in a certain order."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture
