@@ -23,7 +23,7 @@ TEST_ENV := DJANGO_SECRET_KEY=test-secret-key DJANGO_DEBUG=false DJANGO_SECURE_C
 DEV_ENV := DJANGO_DEBUG=true
 
 .PHONY: run test lint format install lock db-role bench bench-routing bench-db bench-data \
-	bench-dashboard bench-inbox bench-peer bench-import clean
+	bench-dashboard bench-inbox bench-api bench-peer bench-import bench-webhooks bench-ws clean
 
 # Installs the exact versions of requirements-dev.lock (the tested combination), then the
 # project itself without resolving anything again.
@@ -74,9 +74,20 @@ bench-import: $(STAMP) db-role
 	$(TEST_ENV) $(BIN)/python manage.py migrate --noinput -v0
 	$(TEST_ENV) REDIS_URL=redis://127.0.0.1:6379/14 $(BIN)/python bench/import_mail.py $(BENCH_ARGS)
 
+# The p99 time to answer a WeChat push (a live uvicorn server) while email ingest runs at full speed.
+bench-webhooks: $(STAMP) db-role
+	$(TEST_ENV) $(BIN)/python manage.py migrate --noinput -v0
+	$(TEST_ENV) REDIS_URL=redis://127.0.0.1:6379/14 $(BIN)/python bench/webhooks.py $(BENCH_ARGS)
+
 bench-routing: $(STAMP) db-role
 	$(TEST_ENV) $(BIN)/python manage.py migrate --noinput -v0
 	$(TEST_ENV) REDIS_URL=redis://127.0.0.1:6379/14 $(BIN)/python bench/routing.py $(BENCH_ARGS)
+
+# 1,000 chat widgets' sockets held open on uvicorn (channels-redis), and a visitor's message to
+# an agent's socket: p50/p95 (bench/README.md).
+bench-ws: $(STAMP) db-role
+	$(TEST_ENV) $(BIN)/python manage.py migrate --noinput -v0
+	$(TEST_ENV) REDIS_URL=redis://127.0.0.1:6379/14 $(BIN)/python bench/ws.py $(BENCH_ARGS)
 
 # The 1M-ticket benchmarks use a database of their own, so the dev and test databases stay small
 # (bench/README.md: about 2.1 GB for 1.1M tickets).
@@ -102,6 +113,10 @@ bench-dashboard: bench-db
 
 bench-inbox: bench-db
 	$(BENCH_ENV) $(BIN)/python -m bench.inbox $(BENCH_ARGS)
+
+# The REST API with API keys: the ticket list's p95 at a million tickets (bench/README.md).
+bench-api: bench-db
+	$(BENCH_ENV) $(BIN)/python -m bench.api $(BENCH_ARGS)
 
 # Ingest side by side with django-helpdesk 2.6.1 (its own virtualenv under .bench/, from PyPI).
 bench-peer: bench-db

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -147,3 +148,174 @@ class RawInbound(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.account} {self.external_id} ({self.state})"
+
+
+def new_chat_key() -> str:
+    return secrets.token_urlsafe(18)
+
+
+class WebChat(TenantOwned):
+    """The live chat side of a chat channel: the widget's public key, the store origins that
+    may embed it, what the pre-chat form asks and which persona groups it offers
+    (channels_in.chat_channels).
+
+    The public key is written into the store's page, so it is no secret: it names the channel.
+    What it carries is checked against ``allowed_origins`` on every request and socket.
+    """
+
+    account = models.OneToOneField(ChannelAccount, on_delete=models.CASCADE, related_name="webchat")
+    # "<merchant slug>.<random>": the widget's socket and endpoints find the merchant by it.
+    public_key = models.CharField(max_length=120, unique=True)
+    # After a rotation the old key keeps working until the store's pages are updated.
+    previous_public_key = models.CharField(max_length=120, blank=True)
+    previous_key_valid_until = models.DateTimeField(null=True, blank=True)
+    # "https://shop.example.com" (scheme, host and port only); nothing else may embed it.
+    allowed_origins = models.JSONField(default=list, blank=True)
+    # Which of "name", "email", "phone", "order" the pre-chat form asks (all optional to fill
+    # unless listed in ``prechat_required``).
+    prechat_fields = models.JSONField(default=list, blank=True)
+    prechat_required = models.JSONField(default=list, blank=True)
+    # Ids of the merchant's persona groups a visitor may choose between (none: no choice).
+    persona_group_ids = models.JSONField(default=list, blank=True)
+
+    def __str__(self) -> str:
+        return str(self.account)
+
+
+class ChatVisitor(TenantOwned):
+    """One visitor of a chat widget, known by the id in their signed visitor token: what the
+    pre-chat form told us, and when they and the agents last read the conversation."""
+
+    account = models.ForeignKey(ChannelAccount, on_delete=models.CASCADE, related_name="visitors")
+    visitor_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=32, blank=True)
+    order_number = models.CharField(max_length=64, blank=True)
+    persona = models.SlugField(max_length=40, blank=True)
+    language = models.CharField(max_length=16, blank=True)
+    # The widget pings while the page is open; a visitor not seen for a minute is gone, and
+    # agents' replies go by email when they gave an address (channels_in.chat).
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    left_at = models.DateTimeField(null=True, blank=True)
+    # Read receipts: until when the visitor read the agents' messages, and an agent theirs.
+    visitor_read_at = models.DateTimeField(null=True, blank=True)
+    agent_read_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "visitor_id"], name="chat_visitor_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.email or self.visitor_id
+
+
+class WeChatAccount(TenantOwned):
+    """The WeChat Official Account side of a WeChat channel (channels_in.wechat).
+
+    WeChat signs every push with the ``token``; in safe mode it encrypts them with the
+    EncodingAESKey; replies go through the API with the AppID and AppSecret. The key and the
+    secret are stored Fernet-encrypted (channels_in.crypto).
+    """
+
+    account = models.OneToOneField(ChannelAccount, on_delete=models.CASCADE, related_name="wechat")
+    app_id = models.CharField(max_length=32)
+    token = models.CharField(max_length=32)
+    encoding_aes_key_encrypted = models.TextField(blank=True)
+    app_secret_encrypted = models.TextField(blank=True)
+    # When WeChat last verified the server URL (its GET with echostr): the admin sees the
+    # connection is made.
+    verified_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.app_id
+
+
+class PhoneLine(TenantOwned):
+    """The phone side of a phone channel: the number customers call, the Twilio auth token that
+    signs every webhook (stored Fernet-encrypted), the greeting per language and the group whose
+    on-duty agents are rung (channels_in.phone)."""
+
+    account = models.OneToOneField(ChannelAccount, on_delete=models.CASCADE, related_name="phone")
+    number = models.CharField(max_length=20)  # E.164
+    auth_token_encrypted = models.TextField(blank=True)
+    # {"zh-hans": "您好…", "en": "Hello…"}: what a caller hears first, in the merchant's language.
+    greetings = models.JSONField(default=dict, blank=True)
+    # Whose agents are rung and whose business hours apply; none: the merchant's default group.
+    group = models.ForeignKey(
+        "tickets.Group", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    ring_seconds = models.PositiveSmallIntegerField(default=20)
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class CallLog(TenantOwned):
+    """A call an agent made or took outside the phone line (a call-back, a call to their own
+    mobile), logged on a ticket: who, which number, how long, how it went, and notes."""
+
+    class Direction(models.TextChoices):
+        OUTBOUND = "outbound", _("Call to the customer")
+        INBOUND = "inbound", _("Call from the customer")
+
+    class Outcome(models.TextChoices):
+        ANSWERED = "answered", _("Talked")
+        NO_ANSWER = "no_answer", _("No answer")
+        BUSY = "busy", _("Busy")
+        VOICEMAIL = "voicemail", _("Left a voicemail")
+        WRONG_NUMBER = "wrong_number", _("Wrong number")
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="call_logs")
+    agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    direction = models.CharField(max_length=10, choices=Direction.choices)
+    number = models.CharField(max_length=32)
+    duration_seconds = models.PositiveIntegerField(default=0)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    notes = models.TextField(blank=True)
+    called_at = models.DateTimeField()
+    # The entry on the ticket's conversation that shows the call.
+    message = models.ForeignKey(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-called_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.number} ({self.outcome})"
+
+
+class CallBack(TenantOwned):
+    """A call an agent promised to make at a chosen time: it shows in their "Call-backs due"
+    queue from then until it is logged as done."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="call_backs")
+    agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    number = models.CharField(max_length=32)
+    due_at = models.DateTimeField()
+    note = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    done_at = models.DateTimeField(null=True, blank=True)
+    call_log = models.ForeignKey(CallLog, on_delete=models.SET_NULL, null=True, blank=True)
+    # When agents' pages were told it fell due (channels_in.phone_tasks), once.
+    announced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["due_at", "pk"]
+        indexes = [
+            models.Index(
+                fields=["tenant", "agent", "due_at"],
+                condition=Q(done_at__isnull=True),
+                name="callback_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} at {self.due_at}"

@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, F, Subquery, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -50,17 +50,20 @@ def reply_account(ticket: Ticket) -> ChannelAccount:
             _("Replies on %(channel)s are not connected yet")
             % {"channel": ticket.get_channel_display()}
         ) from None
-    last_account_id = (
+    last_account = (
         ticket.messages.filter(direction=Message.Direction.INBOUND, channel_account__isnull=False)
         .order_by("-created_at")
-        .values_list("channel_account_id", flat=True)
-        .first()
+        .values("channel_account_id")[:1]
     )
     accounts = adapter_class.reply_accounts(
         ChannelAccount.objects.filter(kind=ticket.channel, is_active=True)
     )
-    account = accounts.filter(pk=last_account_id).first() if last_account_id else None
-    account = account or accounts.order_by("pk").first()
+    # One query: the account the customer last wrote to when it can still reply, else the first.
+    account = (
+        accounts.annotate(not_last=Case(When(pk=Subquery(last_account), then=0), default=1))
+        .order_by("not_last", "pk")
+        .first()
+    )
     if account is None:
         raise BadInput(
             _("This merchant has no active %(channel)s channel to reply on")

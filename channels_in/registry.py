@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 ADAPTERS: dict[str, str] = {
     "email": "channels_in.email.EmailAdapter",
     "api": "channels_in.json_api.JsonApiAdapter",
+    "phone": "channels_in.phone.PhoneAdapter",
+    "wechat": "channels_in.wechat.WeChatAdapter",
+    "chat": "channels_in.chat.ChatAdapter",
 }
 
 

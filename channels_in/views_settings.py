@@ -18,6 +18,8 @@ from django.views.decorators.http import require_POST
 from channels_in import api_channels, mailboxes
 from channels_in.forms import ApiChannelForm, AttachmentLimitForm, MailboxForm
 from channels_in.models import ApiChannel, ChannelAccount, Mailbox
+from channels_in.views_chat import chat_channel_edit
+from channels_in.views_wechat import wechat_channel_edit
 from helpdesk.errors import BadInput, EgressRefused
 from helpdesk.permissions import ActingAgent, Capability
 from helpdesk.views_settings import acting_with, render_settings
@@ -45,7 +47,9 @@ def _api_channel(pk: int) -> ApiChannel:
 @tenant_required
 def channel_list(request: HttpRequest) -> HttpResponse:
     acting = acting_with(request, Capability.MANAGE_CHANNELS)
-    accounts = ChannelAccount.objects.select_related("mailbox", "api").order_by("kind", "name")
+    accounts = ChannelAccount.objects.select_related(
+        "mailbox", "api", "wechat", "webchat", "phone"
+    ).order_by("kind", "name")
     limit_form = AttachmentLimitForm(
         initial={"megabytes": request.tenant.max_attachment_bytes // (1024 * 1024)}
     )
@@ -158,8 +162,17 @@ def _channel_page(
 @tenant_required
 def channel_edit(request: HttpRequest, pk: int) -> HttpResponse:
     acting = acting_with(request, Capability.MANAGE_CHANNELS)
-    if _account(pk).kind == Channel.API:
+    kind = _account(pk).kind
+    if kind == Channel.API:
         return api_channel_edit(request, acting, _api_channel(pk))
+    if kind == Channel.WECHAT:
+        return wechat_channel_edit(request, acting, pk)
+    if kind == Channel.CHAT:
+        return chat_channel_edit(request, acting, pk)
+    if kind == Channel.PHONE:
+        from channels_in.views_phone import phone_channel_edit
+
+        return phone_channel_edit(request, acting, pk)
     mailbox = _mailbox(pk)
     if request.method != "POST":
         return _channel_page(request, acting, mailbox)

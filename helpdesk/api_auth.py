@@ -72,7 +72,8 @@ class TenantSessionAuthentication(authentication.SessionAuthentication):
 
 
 class KeyScopeRequired(permissions.BasePermission):
-    """An API key reads with the ``read`` scope and changes anything only with ``write``.
+    """An API key reads with the ``read`` scope and changes anything only with ``write``;
+    views with ``required_scope = "admin"`` (merchant settings) also need ``admin``.
 
     Signed-in sessions are not keys: their person's role decides, in the services.
     """
@@ -85,6 +86,9 @@ class KeyScopeRequired(permissions.BasePermission):
         if not isinstance(key, ApiKey):
             return True
         needed = ApiScope.READ if request.method in permissions.SAFE_METHODS else ApiScope.WRITE
+        # A view of merchant settings (webhook subscriptions) needs the admin scope besides.
+        if getattr(view, "required_scope", None) == ApiScope.ADMIN and key.allows(needed):
+            needed = ApiScope.ADMIN
         if not key.allows(needed):
             raise PermissionDenied(
                 gettext("This API key lacks the %(scope)s scope") % {"scope": needed.value},

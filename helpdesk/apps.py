@@ -19,3 +19,7 @@ class HelpdeskConfig(AppConfig):
         from helpdesk import rls
 
         post_migrate.connect(rls.enforce_row_level_security, dispatch_uid="helpdesk-rls")
+        # Webhook subscriptions hear of tickets, messages, remedies and escalations (issue 24).
+        from helpdesk import webhook_events
+
+        webhook_events.connect()

@@ -31,6 +31,9 @@ class Tenant(models.Model):
     # The ticket number counter; taken under a row lock so numbers are gapless per tenant.
     last_ticket_number = models.PositiveIntegerField(default=0)
     is_active = models.BooleanField(default=True)
+    # The events the merchant's active webhook subscriptions want (kept by
+    # helpdesk.webhook_events), read with the tenant: an event nobody wants costs no query.
+    webhook_events = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -61,6 +64,8 @@ class Membership(models.Model):
     language = models.CharField(max_length=16, blank=True)
     # Added under the person's replies by email.
     signature = models.TextField(blank=True)
+    # The person's phone (E.164): the phone channel rings it while they are on duty.
+    phone = models.CharField(max_length=20, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -87,6 +92,8 @@ def hash_api_secret(secret: str) -> str:
 class ApiScope(models.TextChoices):
     READ = "read", _("Read")  # GET, HEAD, OPTIONS
     WRITE = "write", _("Write")  # everything that changes something
+    # Merchant settings through the API (webhook subscriptions); the person's role must allow it too.
+    ADMIN = "admin", _("Admin")
 
 
 def default_api_scopes() -> list[str]:
@@ -196,3 +203,133 @@ class WebhookDelivery(TenantOwned):
     def destination_host(self) -> str:
         """The host the delivery goes to, as the log shows it."""
         return urlsplit(self.url).netloc.rpartition("@")[2]
+
+
+# --- The public API (issue 24): idempotent writes, webhook subscriptions, the order feed ------
+
+
+class IdempotentRequest(TenantOwned):
+    """An API write sent with an ``Idempotency-Key``: the first answer, replayed to a repeat of
+    the same key by the same caller (an API key, or a signed-in person) until ``expires_at``.
+    ``status`` is null while the first request is still being answered."""
+
+    key = models.CharField(max_length=255)
+    # "key:<api key id>" or "user:<user id>": one caller's keys never answer another's.
+    caller = models.CharField(max_length=40)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=2000)
+    # SHA-256 of the method, path and body: the same key with another request is refused.
+    fingerprint = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=200, blank=True)
+    body = models.BinaryField(blank=True, default=b"")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "caller", "key"], name="idempotentrequest_unique_key"
+            ),
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="idempotentrequest_expiry_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.caller} {self.method} {self.path} ({self.key})"
+
+
+class WebhookEvent(models.TextChoices):
+    TICKET_CREATED = "ticket.created", _("Ticket created")
+    TICKET_UPDATED = "ticket.updated", _("Ticket updated")
+    MESSAGE_CREATED = "message.created", _("Message created")
+    REMEDY_GRANTED = "remedy.granted", _("Remedy granted")
+    REMEDY_EXECUTED = "remedy.executed", _("Remedy executed")
+    ESCALATION_CREATED = "escalation.created", _("Escalation created")
+    ESCALATION_RESOLVED = "escalation.resolved", _("Escalation resolved")
+
+
+class WebhookSubscription(TenantOwned):
+    """A merchant's URL told about the events it chose, each delivery signed with ``secret``
+    (helpdesk.signing) and logged as a ``WebhookDelivery``."""
+
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(default=list)  # WebhookEvent values
+    description = models.CharField(max_length=200, blank=True)
+    secret = models.CharField(max_length=64)
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({', '.join(self.events)})"
+
+    @staticmethod
+    def new_secret() -> str:
+        return secrets.token_urlsafe(32)
+
+
+class SubscriptionDelivery(TenantOwned):
+    """Which subscription a delivery in the log was made for: its secret signs every attempt."""
+
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="subscription_links"
+    )
+    subscription = models.ForeignKey(
+        WebhookSubscription, on_delete=models.CASCADE, related_name="delivery_links"
+    )
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} → {self.delivery_id}"
+
+
+class OrderFeed(TenantOwned):
+    """The merchant's shop posting order events to the helpdesk: the secret it signs them with
+    (helpdesk.signing), and the previous one while a rotation's grace lasts."""
+
+    secret = models.CharField(max_length=64)
+    previous_secret = models.CharField(max_length=64, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="orderfeed_one_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"order feed of {self.tenant_id}"
+
+
+class OrderEvent(TenantOwned):
+    """One order event as the shop posted it, stored before anything else: unique per event id
+    (a redelivery is a no-op), then applied; a failure stays visible and can be retried."""
+
+    class State(models.TextChoices):
+        RECEIVED = "received", _("Received")
+        APPLIED = "applied", _("Applied")
+        FAILED = "failed", _("Failed")
+
+    event_id = models.CharField(max_length=200)
+    body = models.BinaryField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.RECEIVED)
+    error = models.TextField(blank=True)
+    order = models.ForeignKey(
+        "tickets.Order", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    received_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "event_id"], name="orderevent_unique_id"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "state", "received_at"], name="orderevent_state_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"order event {self.event_id} ({self.state})"

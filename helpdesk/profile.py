@@ -32,11 +32,16 @@ def _own_membership(acting_agent: ActingAgent) -> Membership:
 
 
 def update_own_profile(
-    *, acting_agent: ActingAgent, display_name: str, language: str, signature: str
+    *,
+    acting_agent: ActingAgent,
+    display_name: str,
+    language: str,
+    signature: str,
+    phone: str | None = None,
 ) -> Membership:
     """Change the acting person's own display name, interface language ("" for the merchant's
-    default) and email signature in this merchant; audited, nothing written when nothing
-    changes."""
+    default), email signature and phone number (E.164; None leaves it) in this merchant;
+    audited, nothing written when nothing changes."""
     membership = _own_membership(acting_agent)
     display_name = " ".join((display_name or "").split())
     signature = (signature or "").replace("\r\n", "\n").strip("\n")
@@ -54,6 +59,8 @@ def update_own_profile(
     if language not in ["", *interface_languages()]:
         raise BadInput(_("Choose one of the languages offered"), field="language")
     wanted = {"display_name": display_name, "language": language, "signature": signature}
+    if phone is not None:
+        wanted["phone"] = own_phone(acting_agent, phone)
     return _save(acting_agent, membership, wanted)
 
 
@@ -86,3 +93,22 @@ def _save(acting_agent: ActingAgent, membership: Membership, wanted: dict[str, A
             details={"person": membership.user.get_username()},
         )
     return membership
+
+
+def own_phone(acting_agent: ActingAgent, phone: str) -> str:
+    """The phone number a person gives for themselves, in E.164 (the merchant's region is the
+    default); "" clears it. The phone channel rings it while they are on duty."""
+    from tickets.models import IdentityKind
+    from tickets.services import normalise_identity
+
+    phone = (phone or "").strip()
+    if not phone:
+        return ""
+    try:
+        return normalise_identity(
+            kind=IdentityKind.PHONE, value=phone, region=acting_agent.tenant.phone_region
+        )
+    except BadInput:
+        raise BadInput(
+            _("%(value)s is not a phone number") % {"value": phone}, field="phone"
+        ) from None

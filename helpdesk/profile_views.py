@@ -42,6 +42,15 @@ class ProfileForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text=gettext_lazy("Added under your email replies."),
     )
+    phone = forms.CharField(
+        label=gettext_lazy("Phone number"),
+        max_length=32,
+        required=False,
+        help_text=gettext_lazy(
+            "Calls to the merchant's phone line ring this number while you are online and "
+            "your group is open. Include the country code, e.g. +86 138 0013 8000."
+        ),
+    )
 
 
 @tenant_required
@@ -75,6 +84,7 @@ def my_profile(request: HttpRequest) -> HttpResponse:
                 "display_name": membership.display_name if membership else "",
                 "language": membership.language if membership else "",
                 "signature": membership.signature if membership else "",
+                "phone": membership.phone if membership else "",
             }
         )
         status = 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from channels_in import views_chat, views_phone, views_wechat
 from channels_in import views_settings as channel_views
 from escalation import policy_views
 from escalation import settings_views as empowerment_views
@@ -19,9 +20,22 @@ urlpatterns = [
     path("channels/", channel_views.channel_list, name="channels"),
     path("channels/new/", channel_views.channel_new, name="channel_new"),
     path("channels/new/api/", channel_views.api_channel_new, name="api_channel_new"),
+    path("channels/new/wechat/", views_wechat.wechat_channel_new, name="wechat_channel_new"),
+    path("channels/new/chat/", views_chat.chat_channel_new, name="chat_channel_new"),
+    path("channels/new/phone/", views_phone.phone_channel_new, name="phone_channel_new"),
+    path(
+        "channels/<int:pk>/rotate-key/",
+        views_chat.chat_channel_rotate,
+        name="chat_channel_rotate",
+    ),
     path("channels/attachment-limit/", channel_views.attachment_limit, name="attachment_limit"),
     path("channels/<int:pk>/", channel_views.channel_edit, name="channel"),
     path("channels/<int:pk>/test/", channel_views.channel_test, name="channel_test"),
+    path(
+        "channels/<int:pk>/wechat-test/",
+        views_wechat.wechat_channel_test,
+        name="wechat_channel_test",
+    ),
     path("channels/<int:pk>/test-mail/", channel_views.channel_test_mail, name="channel_test_mail"),
     path("channels/<int:pk>/rotate-secret/", channel_views.channel_rotate, name="channel_rotate"),
     path("channels/<int:pk>/pause/", channel_views.channel_pause, name="channel_pause"),

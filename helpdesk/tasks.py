@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from helpdesk import tenancy, webhooks
+from helpdesk import tenancy, webhook_subscriptions, webhooks
 from helpdesk.models import WebhookDelivery
 
 WEBHOOK_TRIES = 6
@@ -36,8 +36,10 @@ def deliver_webhook(  # type: ignore[no-untyped-def]
     if after_attempt is not None and delivery.attempts != after_attempt:
         return "superseded"
     account = delivery.channel_account
+    # A channel's webhooks are signed with its secret; a subscription's with its own.
+    secret = account.inbound_secret if account else webhook_subscriptions.signing_secret(delivery)
     try:
-        webhooks.send_signed(delivery=delivery, secret=account.inbound_secret if account else "")
+        webhooks.send_signed(delivery=delivery, secret=secret)
     except webhooks.AttemptSuperseded:
         return "superseded"
     except webhooks.WebhookFailed as failure:

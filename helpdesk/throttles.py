@@ -97,3 +97,28 @@ class ApiKeyThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return self.decision.retry_after_seconds
+
+
+class ApiClientAddressThrottle(BaseThrottle):
+    """``HELPDESK_API_ADDRESS_RATE`` requests per client address, keys and sessions alike.
+
+    The address is the connection's, unless DRF's ``NUM_PROXIES`` says how many proxies of
+    ours add themselves to X-Forwarded-For (a client could write anything there otherwise).
+    """
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        from rest_framework.settings import api_settings
+
+        if api_settings.NUM_PROXIES is not None:
+            address = self.get_ident(request)
+        else:
+            address = request.META.get("REMOTE_ADDR", "")
+        self.decision = take(
+            scope="api-address",
+            subject=address or "unknown",
+            rate=settings.HELPDESK_API_ADDRESS_RATE,
+        )
+        return self.decision.allowed
+
+    def wait(self) -> float | None:
+        return self.decision.retry_after_seconds

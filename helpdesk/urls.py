@@ -6,7 +6,15 @@ from django.contrib import admin
 from django.urls import include, path
 
 from escalation import price_drop_views
-from helpdesk import api_key_views, dev_outbox, profile_views, views, webhook_views
+from helpdesk import (
+    api_docs,
+    api_key_views,
+    dev_outbox,
+    profile_views,
+    views,
+    webhook_subscription_views,
+    webhook_views,
+)
 
 # The admin signs in through allauth too, so its rate limits and TOTP cannot be bypassed there.
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
@@ -21,6 +29,26 @@ urlpatterns = [
     path("settings/api-keys/<int:pk>/revoke/", api_key_views.revoke, name="api_key_revoke"),
     path("settings/webhooks/", webhook_views.webhook_list, name="webhooks"),
     path("settings/webhooks/<int:pk>/", webhook_views.webhook_detail, name="webhook"),
+    path(
+        "settings/webhook-subscriptions/",
+        webhook_subscription_views.subscription_list,
+        name="webhook_subscriptions",
+    ),
+    path(
+        "settings/webhook-subscriptions/<int:pk>/",
+        webhook_subscription_views.subscription_detail,
+        name="webhook_subscription",
+    ),
+    path(
+        "settings/webhook-subscriptions/order-feed/rotate/",
+        webhook_subscription_views.order_feed_rotate,
+        name="order_feed_rotate",
+    ),
+    path(
+        "settings/webhook-subscriptions/order-events/<int:pk>/retry/",
+        webhook_subscription_views.order_event_retry,
+        name="order_event_retry",
+    ),
     path("switch-tenant/", views.switch_tenant, name="switch_tenant"),
     path("profile/", profile_views.my_profile, name="profile"),
     path("tickets/", include("tickets.urls")),
@@ -31,6 +59,8 @@ urlpatterns = [
     path("escalation/price-drops/<int:pk>/", price_drop_views.price_drop_detail, name="price_drop"),
     path("settings/", include("helpdesk.settings_urls")),
     path("api/v1/", include("tickets.api_urls")),
+    path("api/schema/", api_docs.SchemaView.as_view(), name="api-schema"),
+    path("api/docs/", api_docs.docs, name="api-docs"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     # Development only: the view answers 404 unless DEBUG is on (checked per request).

@@ -34,6 +34,7 @@ SECTIONS = [
     ("settings:macros", gettext_lazy("Macros"), Capability.SUPERVISE),
     ("settings:blocks", gettext_lazy("Blocked senders"), Capability.SUPERVISE),
     ("settings:escalation", gettext_lazy("Escalation"), Capability.MANAGE_EMPOWERMENT),
+    ("webhook_subscriptions", gettext_lazy("Webhook subscriptions"), Capability.MANAGE_CHANNELS),
     ("webhooks", gettext_lazy("Webhook deliveries"), Capability.MANAGE_CHANNELS),
     ("settings:audit", gettext_lazy("Audit log"), Capability.READ_AUDIT_LOG),
     # The API keys page lives beside this area (helpdesk/api_key_views.py).

@@ -119,6 +119,11 @@ class AuditKind(models.TextChoices):
     API_KEY_REVOKED = "api_key.revoked", _("API key revoked")
     SUPPORT_ACCESS_STARTED = "support.access_started", _("Platform support access started")
     WEBHOOK_RESENT = "webhook.resent", _("Webhook resent")
+    WEBHOOK_SUBSCRIBED = "webhook.subscribed", _("Webhook subscription created")
+    WEBHOOK_SUBSCRIPTION_CHANGED = "webhook.subscription_changed", _("Webhook subscription changed")
+    WEBHOOK_UNSUBSCRIBED = "webhook.unsubscribed", _("Webhook subscription deleted")
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated", _("Webhook signing secret rotated")
+    ORDER_FEED_SECRET_ROTATED = "order_feed.secret_rotated", _("Order feed secret rotated")
     TICKET_REASON_CHANGED = "ticket.reason_changed", _("Ticket reason code changed")
     REASON_CODE_SAVED = "reason_code.saved", _("Reason code saved")
     MACRO_SAVED = "macro.saved", _("Macro saved")
@@ -137,6 +142,9 @@ class AuditKind(models.TextChoices):
         "price_drop.batch_requested",
         _("Approval of a price-protection batch requested"),
     )
+    CALL_LOGGED = "call.logged", _("Call logged")
+    CALL_BACK_SCHEDULED = "call_back.scheduled", _("Call-back scheduled")
+    CALL_BACK_CANCELLED = "call_back.cancelled", _("Call-back cancelled")
 
 
 # --- who acted ---------------------------------------------------------------------------------

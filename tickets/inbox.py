@@ -52,6 +52,10 @@ class View:
         if self.key == "groups":
             mine = GroupMember.objects.filter(user=agent.user).values("group_id")
             return tickets.filter(group_id__in=mine)
+        if self.key == "call_backs":
+            from channels_in.phone_calls import with_call_back_due
+
+            return with_call_back_due(tickets, agent.user)
         return tickets
 
 
@@ -62,6 +66,7 @@ VIEWS = {
         View("mine", _("Mine"), UNSOLVED),
         View("unassigned", _("Unassigned"), UNSOLVED),
         View("groups", _("My groups"), UNSOLVED),
+        View("call_backs", _("Call-backs due"), None),
         View("pending", _("Pending"), (Status.PENDING,)),
         View("solved", _("Solved"), (Status.SOLVED, Status.CLOSED)),
         View("all", _("All"), None),

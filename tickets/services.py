@@ -312,7 +312,11 @@ def number_ticket(
 
 
 def _announce_new_ticket(ticket: Ticket) -> None:
-    """Tell the merchant's open pages about a new ticket, once its transaction commits."""
+    """Tell the merchant's open pages (and webhook subscribers) about a new ticket, once its
+    transaction commits."""
+    from helpdesk import webhook_events
+
+    webhook_events.ticket_created(ticket)
     realtime.publish_after_commit(
         ticket.tenant_id,
         "ticket.created",

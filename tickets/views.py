@@ -13,6 +13,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from channels_in.phone_calls import prefetch_calls
 from escalation.selectors import remedy_panel
 from helpdesk.errors import HelpdeskError
 from helpdesk.permissions import acting_agent_for_request
@@ -113,6 +114,7 @@ def ticket_detail(request: HttpRequest, number: int) -> HttpResponse:
     ticket = selectors.access_ticket(agent=acting, number=number)
     conversation = list(selectors.conversation(ticket=ticket))
     card = customer_card.customer_card(ticket=ticket)
+    prefetch_calls(ticket)  # the Calls panel's call-backs and calls logged
     recipient, blocked = reply_to(ticket)
     return render(
         request,

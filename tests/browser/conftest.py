@@ -8,6 +8,7 @@ can be among them: a later test would find it closed under it.
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import threading
@@ -42,7 +43,12 @@ def live_asgi_server(settings) -> Iterator[str]:
     settings.WHITENOISE_USE_FINDERS = True  # serve static files without collectstatic
     settings.WHITENOISE_AUTOREFRESH = True
 
-    from helpdesk.asgi import application
+    from helpdesk import asgi
+
+    # The middleware reads WhiteNoise's settings when it is built: a test that imported the
+    # ASGI module earlier in the run (the chat consumer's) built it without the finders, and
+    # every static file was a 404. A fresh application reads them now.
+    application = importlib.reload(asgi).application
 
     port = free_port()
     server = uvicorn.Server(

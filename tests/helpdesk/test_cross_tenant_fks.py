@@ -90,6 +90,36 @@ def build_one_of_everything(tenant) -> dict[str, object]:
         Mailbox.objects.create(account=account, address=f"support@{tenant.slug}.example")
         api = ChannelAccount.objects.create(kind="api", name="Shop system")
         ApiChannel.objects.create(account=api, callback_url="https://shop.example/hook")
+        from channels_in.models import WeChatAccount
+
+        wechat = ChannelAccount.objects.create(kind="wechat", name="公众号")
+        WeChatAccount.objects.create(account=wechat, app_id="wx0000000000000001", token="t0ken")
+        # The live chat's and the phone line's rows (issues 21 and 22).
+        from channels_in.models import CallBack, CallLog, ChatVisitor, PhoneLine, WebChat
+
+        chat = ChannelAccount.objects.create(kind="chat", name="Store chat")
+        WebChat.objects.create(account=chat, public_key=f"{tenant.slug}.key")
+        ChatVisitor.objects.create(account=chat, visitor_id="v-1")
+        phone = ChannelAccount.objects.create(kind="phone", name="Hotline")
+        PhoneLine.objects.create(account=phone, number="+8613800138000", group=group)
+        call_agent = UserFactory()
+        call = CallLog.objects.create(
+            ticket=ticket,
+            agent=call_agent,
+            direction="outbound",
+            number="+8613800138000",
+            outcome="answered",
+            called_at=timezone.now(),
+            message=message,
+        )
+        CallBack.objects.create(
+            ticket=ticket,
+            agent=call_agent,
+            number="+8613800138000",
+            due_at=timezone.now(),
+            created_by=call_agent,
+            call_log=call,
+        )
         CustomerIdentity.objects.create(
             customer=customer, kind="external", value="cust-1", account=api
         )
@@ -108,6 +138,14 @@ def build_one_of_everything(tenant) -> dict[str, object]:
             channel_account=api,
             message=message,
         )
+        # The public API's own rows (issue 24).
+        from helpdesk.models import OrderEvent, SubscriptionDelivery, WebhookSubscription
+
+        subscription = WebhookSubscription.objects.create(
+            url="https://shop.example/events", events=["ticket.created"], secret="s"
+        )
+        SubscriptionDelivery.objects.create(delivery=delivery, subscription=subscription)
+        OrderEvent.objects.create(event_id="evt-1", body=b"{}", order=order)
         agent = UserFactory()
         EmpowermentPolicy.objects.create()
         RemedyLimit.objects.create(user=agent, kind="refund", currency="CNY")

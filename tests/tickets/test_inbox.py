@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from channels_in.models import CallBack
 from helpdesk.permissions import SYSTEM
 from tests.conftest import acting, login
 from tests.factories import CustomerFactory
@@ -210,13 +211,21 @@ def test_each_view_costs_the_same_queries_for_12_or_60_tickets(
 
     def add(count: int) -> None:
         for n in range(count):
-            _ticket(
+            ticket = _ticket(
                 f"工单{n}",
                 assignee=(supervisor_wang, agent_li, None)[n % 3],
                 group=group,
                 status=("open", "pending", "solved", "new")[n % 4],
                 ignored_at=timezone.now() if n % 5 == 0 else None,
             )
+            if view == "call_backs":  # the view of call-backs due: one on each ticket
+                CallBack.objects.create(
+                    ticket=ticket,
+                    agent=supervisor_wang,
+                    created_by=supervisor_wang,
+                    number="+8613800138000",
+                    due_at=timezone.now(),
+                )
 
     add(12)  # every kind of row at least once: assigned or not, each status, spam
     client = login(supervisor_wang)

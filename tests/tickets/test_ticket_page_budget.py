@@ -22,11 +22,13 @@ pytestmark = pytest.mark.django_db
 
 # Sign-in and merchant (session, user, their merchants and memberships: 3); the ticket and its group's
 # reach check (2); messages and their attachments (2); the customer card: identities, orders,
-# their lines and, past ten orders, their lifetime value (4); who a reply reaches (2); blocks
-# (1); remedy limits, remedies, approval requests (3); presence, names, escalations and the
-# escalation policy (4); reason codes, tags, the customer's other tickets (3) and the
-# history (1). The panels' own reach checks reuse the view's.
-TICKET_PAGE_BUDGET = 25
+# their lines and, past ten orders, their lifetime value (4); who a reply reaches (1: the account
+# the customer last wrote to, or the first that can reply); blocks (1); remedy limits, remedies,
+# approval requests (3); presence, names, escalations and the escalation policy (4); the Calls
+# panel's call-backs and calls logged, with their agents (2); reason codes, tags, the
+# customer's other tickets (3) and the history (1). The panels' own reach checks reuse the
+# view's, and the Calls panel's phone number comes from the card's identities.
+TICKET_PAGE_BUDGET = 26
 
 
 def _statements(client, ticket: Ticket) -> int:

@@ -20,7 +20,9 @@ def parse_scopes(value: str) -> list[str]:
     scopes = [part.strip() for part in value.split(",") if part.strip()]
     unknown = set(scopes) - set(ApiScope.values)
     if not scopes or unknown:
-        raise CommandError(f"--scopes takes read, write or read,write (not {value!r})")
+        raise CommandError(
+            f"--scopes takes read, write, admin or a list such as read,write (not {value!r})"
+        )
     return [scope for scope in ApiScope.values if scope in scopes]
 
 
@@ -49,7 +51,9 @@ class Command(BaseCommand):
         parser.add_argument("--user", required=True, help="username of a member the key acts as")
         parser.add_argument("--name", default="API key")
         parser.add_argument(
-            "--scopes", default="read", help="read, write or read,write (default: read)"
+            "--scopes",
+            default="read",
+            help="read, write, admin or a list such as read,write (default: read)",
         )
         parser.add_argument(
             "--expires", help="date (valid through that day, UTC) or date-time; default: never"
