@@ -4,12 +4,9 @@ takes it out (the queue compares with the database's own clock, on SQLite as on 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.make_run import make_run_manage
 
 SQLITE_PHONE = """
 from datetime import timedelta
@@ -70,30 +67,7 @@ with tenancy.activate(tenant):
 
 
 def test_make_run_on_sqlite_files_a_missed_call_and_queues_its_call_back(tmp_path: Path):
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DATABASE_", "DJANGO_", "REDIS_", "CELERY_"))
-    }
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "helpdesk.settings",
-            "DJANGO_DEBUG": "true",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-            "MEDIA_ROOT": str(tmp_path / "media"),
-        }
-    )
-
-    def manage(*args: str) -> str:
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=True,
-        ).stdout
+    manage = make_run_manage(tmp_path)
 
     manage("migrate", "-v0")
     out = manage("shell", "-c", SQLITE_PHONE).strip().splitlines()[-1]

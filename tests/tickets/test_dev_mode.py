@@ -18,6 +18,7 @@ from helpdesk.models import Role, Tenant
 from helpdesk.permissions import SYSTEM
 from tests.conftest import login
 from tests.factories import CustomerFactory
+from tests.make_run import make_run_manage
 from tickets import services
 from tickets.models import Group, GroupMember, Message, Ticket
 
@@ -220,30 +221,7 @@ def test_make_run_on_sqlite_files_mail_into_tickets(tmp_path: Path):
     """`make run`'s SQLite database takes mail through the same pipeline: a new ticket with its
     file and audit row, a reply on it, a redelivery that changes nothing (PostgreSQL sends the
     pipeline's writes as one statement; SQLite runs them in turn)."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DATABASE_", "DJANGO_", "REDIS_", "CELERY_"))
-    }
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "helpdesk.settings",
-            "DJANGO_DEBUG": "true",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-            "MEDIA_ROOT": str(tmp_path / "media"),
-        }
-    )
-
-    def manage(*args: str) -> str:
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=True,
-        ).stdout
+    manage = make_run_manage(tmp_path)
 
     manage("migrate", "-v0")
     manage("seed_demo")
