@@ -19,7 +19,7 @@ from channels_in.chat_forms import ChatChannelForm
 from channels_in.models import WebChat
 from helpdesk.errors import BadInput
 from helpdesk.permissions import ActingAgent, Capability
-from helpdesk.views_settings import acting_with, render_settings
+from helpdesk.views_settings import acting_with, form_error, render_settings
 from tickets.views import tenant_required
 
 SECTION = "settings:channels"
@@ -29,11 +29,6 @@ TEMPLATE = "settings/chat_channel_form.html"
 def _webchat(pk: int) -> WebChat:
     """The active merchant's chat channel ``pk``; another merchant's id is 404."""
     return get_object_or_404(WebChat.objects.select_related("account"), account_id=pk)
-
-
-def _form_error(form: ChatChannelForm, exc: BadInput) -> None:
-    field = exc.extra.get("field")
-    form.add_error(field if field in form.fields else None, exc.message)
 
 
 @tenant_required
@@ -46,7 +41,7 @@ def chat_channel_new(request: HttpRequest) -> HttpResponse:
                 acting_agent=acting, chat_settings=form.chat_settings()
             )
         except BadInput as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(
                 request,
@@ -86,7 +81,7 @@ def chat_channel_edit(request: HttpRequest, acting: ActingAgent, pk: int) -> Htt
                 acting_agent=acting, webchat=webchat, chat_settings=form.chat_settings()
             )
         except BadInput as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(request, _("The channel settings are saved."))
             return redirect("settings:channel", pk=account.pk)

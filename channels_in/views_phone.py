@@ -16,17 +16,12 @@ from channels_in.models import CallBack, PhoneLine
 from channels_in.phone_forms import CallBackForm, CallLogForm, PhoneLineForm, greeting_field
 from helpdesk.errors import BadInput
 from helpdesk.permissions import ActingAgent, Capability, acting_agent_for_request
-from helpdesk.views_settings import acting_with, render_settings
+from helpdesk.views_settings import acting_with, form_error, render_settings
 from tickets import selectors
 from tickets.models import Channel
 from tickets.views import tenant_required
 
 SECTION = "settings:channels"
-
-
-def _form_error(form: PhoneLineForm, exc: BadInput) -> None:
-    field = exc.extra.get("field")
-    form.add_error(field if field in form.fields else None, exc.message)
 
 
 @tenant_required
@@ -45,7 +40,7 @@ def phone_channel_new(request: HttpRequest) -> HttpResponse:
                 ring_seconds=form.cleaned_data["ring_seconds"],
             )
         except BadInput as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(
                 request,
@@ -91,7 +86,7 @@ def phone_channel_edit(request: HttpRequest, acting: ActingAgent, pk: int) -> Ht
                 ring_seconds=form.cleaned_data["ring_seconds"],
             )
         except BadInput as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(request, _("The channel settings are saved."))
             return redirect("settings:channel", pk=account.pk)

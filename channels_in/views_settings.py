@@ -22,7 +22,7 @@ from channels_in.views_chat import chat_channel_edit
 from channels_in.views_wechat import wechat_channel_edit
 from helpdesk.errors import BadInput, EgressRefused
 from helpdesk.permissions import ActingAgent, Capability
-from helpdesk.views_settings import acting_with, render_settings
+from helpdesk.views_settings import acting_with, form_error, render_settings
 from tickets.models import Channel
 from tickets.views import tenant_required
 
@@ -297,7 +297,7 @@ def api_channel_new(request: HttpRequest) -> HttpResponse:
                 callback_url=form.cleaned_data["callback_url"],
             )
         except BadInput as exc:  # EgressRefused included
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(
                 request,
@@ -334,7 +334,7 @@ def api_channel_edit(request: HttpRequest, acting: ActingAgent, api: ApiChannel)
                 callback_url=form.cleaned_data["callback_url"],
             )
         except BadInput as exc:  # EgressRefused included
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(request, _("The channel settings are saved."))
             return redirect("settings:channel", pk=account.pk)
@@ -369,9 +369,3 @@ def _api_channel_page(
         section=SECTION,
         status=status,
     )
-
-
-def _form_error(form: ApiChannelForm, exc: BadInput) -> None:
-    """The service's reason beside the field it names."""
-    field = exc.extra.get("field")
-    form.add_error(field if field in form.fields else None, exc.message)

@@ -15,7 +15,7 @@ from channels_in.models import WeChatAccount
 from channels_in.wechat_forms import WeChatChannelForm
 from helpdesk.errors import BadInput
 from helpdesk.permissions import ActingAgent, Capability
-from helpdesk.views_settings import acting_with, render_settings
+from helpdesk.views_settings import acting_with, form_error, render_settings
 from tickets.models import Channel
 from tickets.views import tenant_required
 
@@ -28,11 +28,6 @@ def _wechat(pk: int) -> WeChatAccount:
     return get_object_or_404(WeChatAccount.objects.select_related("account"), account_id=pk)
 
 
-def _form_error(form: WeChatChannelForm, exc: BadInput) -> None:
-    field = exc.extra.get("field")
-    form.add_error(field if field in form.fields else None, exc.message)
-
-
 @tenant_required
 def wechat_channel_new(request: HttpRequest) -> HttpResponse:
     acting = acting_with(request, Capability.MANAGE_CHANNELS)
@@ -43,7 +38,7 @@ def wechat_channel_new(request: HttpRequest) -> HttpResponse:
                 acting_agent=acting, values=form.wechat_settings()
             )
         except BadInput as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(
                 request,
@@ -76,7 +71,7 @@ def wechat_channel_edit(request: HttpRequest, acting: ActingAgent, pk: int) -> H
                 acting_agent=acting, wechat=wechat, values=form.wechat_settings()
             )
         except BadInput as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(request, _("The channel settings are saved."))
             return redirect("settings:channel", pk=pk)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -21,7 +20,7 @@ from helpdesk.errors import BadInput
 from helpdesk.models import Membership, Role
 from helpdesk.money import rounded
 from helpdesk.permissions import ActingAgent, Capability
-from helpdesk.views_settings import acting_with, render_settings
+from helpdesk.views_settings import acting_with, form_error, render_settings
 from tickets.views import tenant_required
 
 SECTION = "settings:empowerment"
@@ -95,12 +94,6 @@ def _page(
     )
 
 
-def _form_error(form: forms.Form, exc: BadInput) -> None:
-    """The service's reason beside the field it names, else above the form."""
-    field = exc.extra.get("field")
-    form.add_error(field if field in form.fields else None, exc.message)
-
-
 @tenant_required
 def empowerment(request: HttpRequest) -> HttpResponse:
     acting = acting_with(request, Capability.MANAGE_EMPOWERMENT)
@@ -120,7 +113,7 @@ def empowerment_policy(request: HttpRequest) -> HttpResponse:
                 execution_url=form.cleaned_data["execution_url"],
             )
         except BadInput as exc:  # EgressRefused included
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(request, _("The remedy policy is saved."))
             return redirect(SECTION)
@@ -159,7 +152,7 @@ def empowerment_limit_new(request: HttpRequest) -> HttpResponse:
                 **form.caps(),
             )
         except BadInput as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(
                 request,
@@ -229,7 +222,7 @@ def empowerment_limit(request: HttpRequest, pk: int) -> HttpResponse:
                 **form.caps(),
             )
         except BadInput as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(
                 request,

@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from helpdesk import members
-from helpdesk.errors import PermissionDenied
+from helpdesk.errors import HelpdeskError, PermissionDenied
 from helpdesk.models import Role
 from helpdesk.permissions import ActingAgent, Capability, acting_agent_for_request, require
 from tickets.views import tenant_required
@@ -48,6 +48,13 @@ def acting_with(request: HttpRequest, capability: Capability) -> ActingAgent:
     acting = acting_agent_for_request(request)
     require(acting, capability)
     return acting
+
+
+def form_error(form: Any, exc: HelpdeskError) -> None:
+    """Show a service's refusal on the form: on the field it names when the form has one, else
+    above the form."""
+    field = exc.extra.get("field")
+    form.add_error(field if field in form.fields else None, exc.message)
 
 
 def render_settings(

@@ -19,7 +19,7 @@ from helpdesk import webhook_subscriptions as subscriptions
 from helpdesk.errors import HelpdeskError
 from helpdesk.models import OrderEvent, WebhookDelivery, WebhookEvent, WebhookSubscription
 from helpdesk.permissions import Capability
-from helpdesk.views_settings import acting_with, render_settings
+from helpdesk.views_settings import acting_with, form_error, render_settings
 from tickets import api_order_feed
 from tickets.views import tenant_required
 
@@ -38,11 +38,6 @@ class SubscriptionForm(forms.Form):
     is_active = forms.BooleanField(label=gettext_lazy("Active"), required=False, initial=True)
 
 
-def _form_errors(form: forms.Form, error: HelpdeskError) -> None:
-    field = error.extra.get("field")
-    form.add_error(field if field in form.fields else None, error.message)
-
-
 @require_http_methods(["GET", "HEAD", "POST"])
 @tenant_required
 def subscription_list(request: HttpRequest) -> HttpResponse:
@@ -59,7 +54,7 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
                 description=form.cleaned_data["description"],
             )
         except HelpdeskError as refused:
-            _form_errors(form, refused)
+            form_error(form, refused)
         else:
             messages.success(request, _("Subscribed. Copy the signing secret now."))
             form = SubscriptionForm()
@@ -126,7 +121,7 @@ def subscription_detail(request: HttpRequest, pk: int) -> HttpResponse:
                     acting_agent=acting, subscription=subscription, **form.cleaned_data
                 )
             except HelpdeskError as refused:
-                _form_errors(form, refused)
+                form_error(form, refused)
             else:
                 messages.success(request, _("Saved."))
                 return redirect("webhook_subscription", pk=subscription.pk)

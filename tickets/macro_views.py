@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from helpdesk.errors import BadInput
 from helpdesk.permissions import ActingAgent, Capability, acting_agent_for_request
-from helpdesk.views_settings import acting_with, render_settings
+from helpdesk.views_settings import acting_with, form_error, render_settings
 from tickets import macros, selectors
 from tickets.models import Macro
 from tickets.views import tenant_required
@@ -37,11 +37,6 @@ class MacroForm(forms.Form):
         max_length=macros.MAX_BODY_CHARS,
         widget=forms.Textarea(attrs={"rows": 8}),
     )
-
-
-def _form_error(form: forms.Form, exc: BadInput) -> None:
-    field = exc.extra.get("field")
-    form.add_error(field if field in form.fields else None, exc.message)
 
 
 def _macro(pk: int) -> Macro:
@@ -81,7 +76,7 @@ def macro_list(request: HttpRequest) -> HttpResponse:
         try:
             row = macros.save_macro(acting_agent=acting, **form.cleaned_data)
         except BadInput as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(request, _("The macro %(name)s is added.") % {"name": row.name})
             return redirect(SECTION)
@@ -102,7 +97,7 @@ def macro_edit(request: HttpRequest, pk: int) -> HttpResponse:
             try:
                 macros.save_macro(acting_agent=acting, macro=row, **form.cleaned_data)
             except BadInput as exc:
-                _form_error(form, exc)
+                form_error(form, exc)
             else:
                 messages.success(request, _("The macro %(name)s is saved.") % {"name": row.name})
                 return redirect(SECTION)

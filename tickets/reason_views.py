@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from helpdesk.errors import BadInput
 from helpdesk.permissions import ActingAgent, Capability, acting_agent_for_request
-from helpdesk.views_settings import acting_with, render_settings
+from helpdesk.views_settings import acting_with, form_error, render_settings
 from tickets import reasons, selectors
 from tickets.models import ReasonCode
 from tickets.views import tenant_required
@@ -62,12 +62,6 @@ class ReasonCodeForm(forms.Form):
             self.fields["position"].help_text = gettext_lazy("Lower comes first.")
 
 
-def _form_error(form: forms.Form, exc: BadInput) -> None:
-    """The service's reason beside the field it names, else above the form."""
-    field = exc.extra.get("field")
-    form.add_error(field if field in form.fields else None, exc.message)
-
-
 def _reason_code(pk: int) -> ReasonCode:
     """The active merchant's reason code ``pk``; another merchant's id is 404."""
     return get_object_or_404(ReasonCode, pk=pk)
@@ -100,7 +94,7 @@ def reason_code_list(request: HttpRequest) -> HttpResponse:
         try:
             row = reasons.save_reason_code(acting_agent=acting, **form.cleaned_data)
         except BadInput as exc:
-            _form_error(form, exc)
+            form_error(form, exc)
         else:
             messages.success(request, _("The reason code %(code)s is added.") % {"code": row.code})
             return redirect(SECTION)
@@ -131,7 +125,7 @@ def reason_code_edit(request: HttpRequest, pk: int) -> HttpResponse:
                     acting_agent=acting, reason_code=row, code=row.code, **form.cleaned_data
                 )
             except BadInput as exc:
-                _form_error(form, exc)
+                form_error(form, exc)
             else:
                 messages.success(
                     request, _("The reason code %(code)s is saved.") % {"code": row.code}
