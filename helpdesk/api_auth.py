@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext
 from rest_framework import authentication, exceptions, permissions
@@ -24,6 +25,18 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, token = header.partition(" ")
         if scheme != self.keyword or not token.startswith("hd_"):
             return None
+        # Guessing keys: an address that sent too many wrong ones is refused for a while,
+        # whatever key it sends next (a right guess must not answer differently).
+        from helpdesk import throttles
+
+        address = throttles.client_address(request)
+        rate = settings.HELPDESK_API_BAD_KEY_RATE
+        barred = throttles.exhausted(scope="api-bad-key", subject=address, rate=rate)
+        if not barred.allowed:
+            raise exceptions.Throttled(
+                wait=barred.retry_after_seconds,
+                detail=gettext("Too many invalid API keys from this address"),
+            )
         _, _, rest = token.partition("_")
         prefix, _, secret = rest.partition("_")
         key = (
@@ -32,6 +45,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             .first()
         )
         if key is None or not hmac.compare_digest(key.secret_hash, hash_api_secret(secret)):
+            throttles.take(scope="api-bad-key", subject=address, rate=rate)
             raise exceptions.AuthenticationFailed(gettext("Invalid or revoked API key"))
         if key.is_expired(timezone.now()):
             raise exceptions.AuthenticationFailed(gettext("The API key has expired"))

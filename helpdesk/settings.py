@@ -402,6 +402,8 @@ SPECTACULAR_SETTINGS = {
 }
 # The API per client address (signed-in sessions and keys alike), besides the per-key quota.
 HELPDESK_API_ADDRESS_RATE = env_str("HELPDESK_API_ADDRESS_RATE", "600/m")
+# Wrong API keys one address may send before it is refused for the rest of the window (429).
+HELPDESK_API_BAD_KEY_RATE = env_str("HELPDESK_API_BAD_KEY_RATE", "30/10m")
 # How long an Idempotency-Key is remembered (helpdesk.idempotency).
 HELPDESK_IDEMPOTENCY_HOURS = env_int("HELPDESK_IDEMPOTENCY_HOURS", 24)
 

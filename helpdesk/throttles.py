@@ -59,6 +59,22 @@ def cache_key(scope: str, subject: str, window: int) -> str:
     return f"ratelimit:{scope}:{subject}:{window}"
 
 
+def exhausted(*, scope: str, subject: str, rate: str) -> Decision:
+    """Whether ``subject`` has used up its quota in this window, without counting a request
+    (allowed when the cache is unreachable, as ``take``)."""
+    quota = Quota.parse(rate)
+    now = clock()
+    window = int(now // quota.period_seconds)
+    try:
+        used = cache.get(cache_key(scope, subject, window)) or 0
+    except (RedisError, OSError):
+        return Decision(allowed=True, retry_after_seconds=0)
+    if used < quota.count:
+        return Decision(allowed=True, retry_after_seconds=0)
+    retry_after = max(1, math.ceil((window + 1) * quota.period_seconds - now))
+    return Decision(allowed=False, retry_after_seconds=retry_after)
+
+
 def take(*, scope: str, subject: str, rate: str) -> Decision:
     """Count one request of ``subject`` against its quota; refused past it, with the wait.
 
@@ -107,18 +123,22 @@ class ApiClientAddressThrottle(BaseThrottle):
     """
 
     def allow_request(self, request: Request, view: Any) -> bool:
-        from rest_framework.settings import api_settings
-
-        if api_settings.NUM_PROXIES is not None:
-            address = self.get_ident(request)
-        else:
-            address = request.META.get("REMOTE_ADDR", "")
         self.decision = take(
             scope="api-address",
-            subject=address or "unknown",
+            subject=client_address(request),
             rate=settings.HELPDESK_API_ADDRESS_RATE,
         )
         return self.decision.allowed
 
     def wait(self) -> float | None:
         return self.decision.retry_after_seconds
+
+
+def client_address(request: Request) -> str:
+    """The client's address: the connection's, unless DRF's ``NUM_PROXIES`` says how many
+    proxies of ours add themselves to X-Forwarded-For."""
+    from rest_framework.settings import api_settings
+
+    if api_settings.NUM_PROXIES is not None:
+        return BaseThrottle().get_ident(request) or "unknown"
+    return request.META.get("REMOTE_ADDR", "") or "unknown"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from rest_framework.test import APIClient
 
 from helpdesk import tenancy, throttles
 from helpdesk.models import IdempotentRequest
@@ -143,3 +144,23 @@ def test_one_address_past_its_quota_gets_429_whatever_the_key(
     assert int(refused["Retry-After"]) >= 1
     # Another address is counted on its own.
     assert first.get("/api/v1/tickets/", REMOTE_ADDR="203.0.113.9").status_code == 200
+
+
+def test_an_address_guessing_keys_is_refused_even_its_right_guess(
+    settings, tenant_acme, acme, agent_li
+):
+    settings.HELPDESK_API_BAD_KEY_RATE = "3/10m"
+    guesser = APIClient()
+    for n in range(3):
+        guesser.credentials(HTTP_AUTHORIZATION=f"Bearer hd_guess{n}_wrongsecret")
+        assert guesser.get("/api/v1/tickets/").status_code == 401
+    guesser.credentials(HTTP_AUTHORIZATION="Bearer hd_guess9_wrongsecret")
+    barred = guesser.get("/api/v1/tickets/")
+    assert barred.status_code == 429
+    assert int(barred["Retry-After"]) > 0
+    assert barred.json()["code"] == "rate_limited"
+    # Even the right key from that address waits: a right guess answers like a wrong one.
+    right = key_client(tenant_acme, agent_li)
+    assert right.get("/api/v1/tickets/").status_code == 429
+    # Another address is not held back by it.
+    assert right.get("/api/v1/tickets/", REMOTE_ADDR="203.0.113.10").status_code == 200
