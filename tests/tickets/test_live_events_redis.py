@@ -65,6 +65,21 @@ def publish_in_a_committed_transaction(tenant_id: int, subject: str) -> None:
         publish_after_commit(tenant_id, "ticket.created", {"subject": subject})
 
 
+async def heard_besides_presence(socket, seconds: float) -> list[dict]:
+    """What ``socket`` sent within ``seconds``, agents' presence aside: an agent's own status
+    (``agent.presence``) is another feature's event, sent after the publisher moves on
+    (helpdesk.realtime), so on Redis it may arrive a moment after the socket connected."""
+    heard: list[dict] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if await socket.receive_nothing(timeout=min(left, 1.0), interval=0.1):
+            continue
+        event = await socket.receive_json_from(timeout=1)
+        if event.get("event") != "agent.presence":
+            heard.append(event)
+    return heard
+
+
 def test_an_idle_agent_socket_stays_open_for_30_seconds_and_then_hears_an_event_within_1_second(
     redis_channel_layer, agent_li, tenant_acme
 ):
@@ -74,8 +89,8 @@ def test_an_idle_agent_socket_stays_open_for_30_seconds_and_then_hears_an_event_
         connected, _ = await socket.connect(timeout=5)
         assert connected
         try:
-            quiet = await socket.receive_nothing(timeout=IDLE_SECONDS, interval=0.1)
-            assert quiet, f"the idle socket sent {await socket.receive_output()}"
+            heard = await heard_besides_presence(socket, IDLE_SECONDS)
+            assert heard == [], f"the idle socket sent {heard}"
             # A consumer that crashed (say on a Redis timeout) sends nothing either: the
             # application has finished, and a real server would have closed the socket.
             if socket.future.done():
