@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,9 +37,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from bench.dashboard import ms, slowest_plan, timed  # noqa: E402
-from bench.inbox import StatementCounter  # noqa: E402
-from bench.stats import percentile  # noqa: E402
+from bench.inbox import measure  # noqa: E402
 from helpdesk import tenancy  # noqa: E402
 from helpdesk.models import ApiKey, Membership, Tenant  # noqa: E402
 from tickets.models import Customer, Order, Ticket  # noqa: E402
@@ -110,25 +109,17 @@ def run(options: argparse.Namespace) -> dict[str, object]:
     slow = []
     try:
         for name, (who, url) in endpoints(tenant, supervisor, options.deep_pages).items():
-            client = clients[who]
-            get(client, url)  # warm-up
-            statements: list[str] = []
-            with connection.execute_wrapper(StatementCounter(statements)):
-                get(client, url)
-            seconds = timed(lambda client=client, url=url: get(client, url), options.runs)
-            p95 = percentile(seconds, 0.95)
-            results[f"{name}_queries"] = len(statements)
-            results[f"{name}_p50_ms"] = ms(percentile(seconds, 0.50))
-            results[f"{name}_p95_ms"] = ms(p95)
-            if p95 * 1000 > options.slow_ms:
+            call = partial(get, clients[who], url)
+            if measure(
+                results,
+                name,
+                call,
+                tenant=tenant,
+                label=url,
+                runs=options.runs,
+                slow_ms=options.slow_ms,
+            ):
                 slow.append(name)
-                with tenancy.activate(tenant):
-                    statement, plan = slowest_plan(lambda client=client, url=url: get(client, url))
-                print(
-                    f"--- {name} {url}: p95 {ms(p95)} ms, slowest {ms(statement)} ms",
-                    file=sys.stderr,
-                )
-                print(plan, file=sys.stderr)
     finally:
         ApiKey.objects.filter(pk__in=[supervisor_key.pk, agent_key.pk]).update(
             revoked_at=timezone.now()

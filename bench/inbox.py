@@ -16,7 +16,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,6 +72,37 @@ def get(client: Client, url: str) -> None:
     response = client.get(url)
     if response.status_code != 200:
         raise SystemExit(f"{url} answered {response.status_code}")
+
+
+def measure(
+    results: dict[str, object],
+    name: str,
+    call: Callable[[], Any],
+    *,
+    tenant: Tenant,
+    label: str,
+    runs: int,
+    slow_ms: float,
+) -> bool:
+    """Time ``call`` (one request) ``runs`` times after a warm-up and put ``<name>_queries``,
+    ``_p50_ms`` and ``_p95_ms`` into ``results``; past ``slow_ms`` at p95, print the slowest
+    statement's plan to stderr and return True."""
+    call()  # warm-up: templates compiled, jieba loaded
+    statements: list[str] = []
+    with connection.execute_wrapper(StatementCounter(statements)):
+        call()
+    seconds = timed(call, runs)
+    p95 = percentile(seconds, 0.95)
+    results[f"{name}_queries"] = len(statements)
+    results[f"{name}_p50_ms"] = ms(percentile(seconds, 0.50))
+    results[f"{name}_p95_ms"] = ms(p95)
+    if p95 * 1000 <= slow_ms:
+        return False
+    with tenancy.activate(tenant):
+        statement, plan = slowest_plan(call)
+    print(f"--- {name} {label}: p95 {ms(p95)} ms, slowest {ms(statement)} ms", file=sys.stderr)
+    print(plan, file=sys.stderr)
+    return True
 
 
 def agent_of(tenant: Tenant, username: str) -> ActingAgent:
@@ -136,23 +170,17 @@ def run(options: argparse.Namespace) -> dict[str, object]:
     slow = []
     for name, (who, url) in pages(tenant).items():
         client = clients[who]
-        get(client, url)  # warm-up: templates compiled, jieba loaded
-        statements: list[str] = []
-        with connection.execute_wrapper(StatementCounter(statements)):
-            get(client, url)
-        seconds = timed(lambda client=client, url=url: get(client, url), options.runs)
-        p95 = percentile(seconds, 0.95)
-        results[f"{name}_queries"] = len(statements)
-        results[f"{name}_p50_ms"] = ms(percentile(seconds, 0.50))
-        results[f"{name}_p95_ms"] = ms(p95)
-        if p95 * 1000 > options.slow_ms:
+        call = partial(get, client, url)
+        if measure(
+            results,
+            name,
+            call,
+            tenant=tenant,
+            label=url,
+            runs=options.runs,
+            slow_ms=options.slow_ms,
+        ):
             slow.append(name)
-            with tenancy.activate(tenant):
-                statement, plan = slowest_plan(lambda client=client, url=url: get(client, url))
-            print(
-                f"--- {name} {url}: p95 {ms(p95)} ms, slowest {ms(statement)} ms", file=sys.stderr
-            )
-            print(plan, file=sys.stderr)
     results["slow_pages"] = ",".join(slow) or "none"
     return results
 

@@ -261,7 +261,13 @@ def run(options: argparse.Namespace) -> dict[str, object]:
         ]
         for process in ingest:
             process.start()
+        warm_by = time.monotonic() + 120
         while filed.value < 20 * options.ingest_processes:  # every worker warmed up
+            if time.monotonic() > warm_by or not any(p.is_alive() for p in ingest):
+                raise SystemExit(
+                    f"email ingest filed {filed.value} messages in 2 minutes: it is failing "
+                    "(run bench/ingest.py to see why)"
+                )
             time.sleep(0.1)
         before, began = filed.value, time.perf_counter()
         time.sleep(options.ingest_alone_seconds)
@@ -281,8 +287,13 @@ def run(options: argparse.Namespace) -> dict[str, object]:
         stop.set()
         for process in ingest:
             process.join(timeout=60)
+            if process.is_alive():
+                process.terminate()
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
         celery_app.control.purge()  # the pushes' tasks: filed below instead
 
     with tenancy.activate(tenant):

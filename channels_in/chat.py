@@ -175,6 +175,19 @@ class ChatAdapter(Adapter):
     kind = "chat"
     carries_files = False
 
+    def __init__(self, account: ChannelAccount) -> None:
+        super().__init__(account)
+        self._read: tuple[bytes, ChatPayload] | None = None
+
+    def read(self, envelope: Envelope) -> ChatPayload:
+        """The stored message, read once per envelope: ``delivery_id`` and ``summarise`` both
+        need it when it is stored, and a file comes base64-encoded in it."""
+        if self._read is not None and self._read[0] is envelope.body:
+            return self._read[1]
+        payload = read_payload(envelope.body)
+        self._read = (envelope.body, payload)
+        return payload
+
     # --- the request: chat has no webhook ---
 
     def verify(self, request: HttpRequest) -> None:
@@ -187,7 +200,7 @@ class ChatAdapter(Adapter):
     # --- the stored delivery ---
 
     def delivery_id(self, envelope: Envelope) -> str:
-        payload = read_payload(envelope.body)
+        payload = self.read(envelope)
         return self.message_id(payload.visitor, payload.id)
 
     def message_id(self, visitor: str, client_id: str) -> str:
@@ -197,13 +210,13 @@ class ChatAdapter(Adapter):
 
     def summarise(self, envelope: Envelope) -> tuple[str, str]:
         try:
-            payload = read_payload(envelope.body)
+            payload = self.read(envelope)
         except AdapterError:
             return "", ""
         return payload.profile.get("name") or payload.visitor, subject_of(payload)
 
     def parse(self, envelope: Envelope) -> list[InboundMessage | InboundEvent]:
-        payload = read_payload(envelope.body)
+        payload = self.read(envelope)
         profile = payload.profile
         others = [
             Identity(IdentityKind.EMAIL, profile.get("email", "")),
@@ -254,6 +267,16 @@ class ChatAdapter(Adapter):
         return accounts.filter(webchat__isnull=False)
 
     def visitor_of(self, message: Message) -> ChatVisitor | None:
+        """The widget a reply goes to: the visitor who wrote the ticket's last chat message
+        (its conversation, set by ``outbound.prepare_reply``), else the customer's most recent
+        visitor. Another person who typed the customer's email into a pre-chat form gets no
+        reply meant for the ticket's own visitor."""
+        if message.conversation_id:
+            own = ChatVisitor.objects.filter(
+                account=self.account, visitor_id=message.conversation_id
+            ).first()
+            if own is not None:
+                return own
         visitor_ids = CustomerIdentity.objects.filter(
             customer_id=message.ticket.customer_id, kind=IdentityKind.CHAT, account=self.account
         ).values("value")

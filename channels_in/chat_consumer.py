@@ -29,7 +29,7 @@ from django.utils.translation import gettext as _
 
 from channels_in import chat_visitors
 from channels_in.chat import REPLY_EVENT, visitor_group
-from channels_in.chat_widget import ChatRefused, Widget, check_origin, widget_for_key
+from channels_in.chat_widget import ChatRefused, Widget, check_origin, page_language, widget_for_key
 from channels_in.models import ChatVisitor
 from helpdesk import tenancy
 from helpdesk.errors import BadInput
@@ -204,7 +204,7 @@ class VisitorChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def hello(self, content: dict[str, Any]) -> None:
         assert self.widget is not None
-        self.language = "zh-hans" if str(content.get("lang", "")).lower().startswith("zh") else "en"
+        self.language = page_language(str(content.get("lang", "")))
         visitor_id, token = chat_visitors.visitor_of(self.widget, str(content.get("token") or ""))
         if self.group_name:
             await self.on_layer("group_discard", self.group_name, self.channel_name)
@@ -222,7 +222,8 @@ class VisitorChatConsumer(AsyncJsonWebsocketConsumer):
         )
         return visitor, chat_visitors.greeting(widget, visitor, new=created)
 
-    async def profile(self, content: dict[str, Any]) -> None:
+    async def profile(self, content: dict[str, Any], message_id: str = "") -> bool:
+        """Save the pre-chat form; False (the visitor told why) when it is refused."""
         assert self.widget is not None and self.visitor is not None
         form = content.get("profile") if isinstance(content.get("profile"), dict) else {}
         try:
@@ -231,23 +232,26 @@ class VisitorChatConsumer(AsyncJsonWebsocketConsumer):
                     lambda widget, visitor: chat_visitors.save_profile(widget, visitor, form)
                 )(self.widget, self.visitor)
         except BadInput as refused:
-            await self.send_json(
-                {
-                    "type": "error",
-                    "code": "bad_profile",
-                    "field": refused.extra.get("field", ""),
-                    "message": str(refused.message),
-                }
-            )
-            return
+            refusal = {
+                "type": "error",
+                "code": "bad_profile",
+                "field": refused.extra.get("field", ""),
+                "message": str(refused.message),
+            }
+            await self.send_json({**refusal, "id": message_id} if message_id else refusal)
+            return False
         await self.send_json({"type": "profile", "profile": chat_visitors.profile_of(self.visitor)})
+        return True
 
     async def visitor_message(self, content: dict[str, Any]) -> None:
         assert self.widget is not None and self.visitor is not None
         message_id = str(content.get("id") or "")
         kind = str(content.get("kind") or "message")
-        if kind == "left_message" and isinstance(content.get("profile"), dict):
-            await self.profile(content)
+        # A left message's contact is what the answer goes to: a refused one files nothing,
+        # and the visitor's form keeps what they wrote.
+        left = kind == "left_message" and isinstance(content.get("profile"), dict)
+        if left and not await self.profile(content, message_id):
+            return
         try:
             with translation.override(self.language):
                 sent = await _in_tenant(
@@ -285,8 +289,6 @@ class VisitorChatConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.send_json({"type": "ack", "id": message_id, "status": sent.status})
         await self.follow_ticket(sent.ticket_number)
-        if kind == "supervisor" and sent.status == "accepted":
-            await _in_tenant(lambda _w: chat_visitors.ask_for_supervisor(sent.raw_id))(self.widget)
 
     async def typing(self) -> None:
         now = time.monotonic()

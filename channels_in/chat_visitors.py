@@ -15,7 +15,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.utils import timezone, translation
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from channels_in import pipeline
@@ -39,7 +40,6 @@ from channels_in.chat_widget import (
 )
 from channels_in.models import ChatVisitor, RawInbound, WebChat
 from helpdesk.errors import BadInput
-from helpdesk.tenancy import require_tenant
 from tickets.models import Customer, Group, IdentityKind, Message, Ticket
 from tickets.people import display_names
 from tickets.services import normalise_identity
@@ -242,8 +242,20 @@ def chat_tickets(visitor: ChatVisitor, customer: Customer | None = _LOOK_UP) -> 
         customer = customer_of(visitor)
     if customer is None:
         return Ticket.objects.none()
+    # Only the tickets this visitor wrote on: a pre-chat email is not proof of identity, so a
+    # visitor matched to a customer by it never sees the customer's other chats.
+    wrote_here = Message.objects.filter(
+        ticket=OuterRef("pk"),
+        direction=Message.Direction.INBOUND,
+        channel_account_id=visitor.account_id,
+        conversation_id=visitor.visitor_id,
+    )
     return Ticket.objects.filter(
-        customer=customer, channel="chat", merged_into__isnull=True, ignored_at__isnull=True
+        Exists(wrote_here),
+        customer=customer,
+        channel="chat",
+        merged_into__isnull=True,
+        ignored_at__isnull=True,
     )
 
 
@@ -302,23 +314,3 @@ def mark_read(visitor: ChatVisitor, *, by_agent: bool) -> str:
     field = "agent_read_at" if by_agent else "visitor_read_at"
     ChatVisitor.objects.filter(pk=visitor.pk).update(**{field: now})
     return now.isoformat()
-
-
-def ask_for_supervisor(raw_id: int) -> bool:
-    """The visitor pressed "Talk to a supervisor": once their message is filed, the ticket is
-    escalated under the customer-request trigger (when the merchant switched it on). True when
-    an escalation was raised or was already open."""
-    from escalation import escalations
-    from escalation.models import Trigger
-
-    pipeline.process_raw(raw_id)  # no-op when a worker filed it already
-    raw = RawInbound.objects.defer("payload").select_related("ticket").filter(pk=raw_id).first()
-    if raw is None or raw.ticket is None:
-        return False
-    # Reasons the helpdesk writes are in the merchant's language, as its notices are.
-    with translation.override(require_tenant().locale or None):
-        reason = _("The customer pressed “Talk to a supervisor” in the live chat")
-    escalation = escalations.escalate(
-        ticket=raw.ticket, trigger=Trigger.CUSTOMER_REQUEST, reason=reason
-    )
-    return escalation is not None

@@ -13,8 +13,6 @@ import smtplib
 import socket
 import uuid
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from email.utils import formataddr, parseaddr
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
@@ -42,7 +40,7 @@ from channels_in.base import (
 )
 from channels_in.crypto import decrypt_secret
 from channels_in.mail import outgoing, parse_mail
-from channels_in.mail.framing import frame_mail
+from channels_in.mail.framing import header_block
 from channels_in.mail.headers import collapse, decode_header_bytes, parse_from, raw_header
 from helpdesk import egress
 from helpdesk.errors import BadInput, EgressRefused
@@ -66,14 +64,13 @@ def delivery_id_of_mail(payload: bytes) -> str:
     """
     if not payload or not payload.strip():
         raise AdapterError("The body is empty: post the raw RFC 822 message", permanent=True)
-    framed = frame_mail(payload)
-    if framed is None:
+    headers = header_block(payload)
+    if headers is None:
         raise AdapterError(
             "The body is not an email message: no header block with From, To, Subject, Date, "
             "Message-ID or MIME headers",
             permanent=True,
         )
-    headers = BytesHeaderParser(policy=compat32).parsebytes(framed.raw[: framed.header_end])
     message_id = str(headers.get("message-id") or "").strip().strip("<>").strip()
     if message_id and len(message_id) <= 200 and " " not in message_id:
         return message_id
@@ -83,10 +80,9 @@ def delivery_id_of_mail(payload: bytes) -> str:
 def summary_of_mail(payload: bytes) -> tuple[str, str]:
     """(From, Subject) as an admin would read them, from the header block alone; best effort."""
     try:
-        framed = frame_mail(payload)
-        if framed is None:
+        headers = header_block(payload)
+        if headers is None:
             return "", ""
-        headers = BytesHeaderParser(policy=compat32).parsebytes(framed.raw[: framed.header_end])
         sender = decode_header_bytes(raw_header(headers, "from") or b"")
         subject = decode_header_bytes(raw_header(headers, "subject") or b"")
     except Exception:  # a summary must never stop a payload from being stored

@@ -18,19 +18,17 @@ import mailbox
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.parser import BytesHeaderParser
-from email.policy import compat32
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from pathlib import Path
+
+from channels_in.mail.framing import header_block
+from channels_in.mail.headers import parse_date
 
 MBOX_MARKER = b"From "
 MAILDIR_PARTS = ("cur", "new")
 # mailbox.mbox drops the blank line before a "From " line; it compares lines with os.linesep.
 LINESEP = os.linesep.encode()
 COUNT_CHUNK_BYTES = 1 << 20
-# A header block longer than this is not read for its date (the message keeps its archive place).
-MAX_HEADER_BYTES = 256 * 1024
 
 
 class UnreadableArchive(Exception):
@@ -104,32 +102,12 @@ def count_mbox(path: Path) -> int:
 
 
 def sent_at(payload: bytes) -> datetime | None:
-    """The mail's Date header as an aware datetime (UTC when it names no zone); None when it
-    has none that parses. Reads the header block only."""
-    end = _header_end(payload)
-    if end is None:
+    """The mail's Date header as an aware datetime (UTC when it names no zone), read as the
+    parser reads it for the message's ``sent_at``; None when it has none that parses."""
+    headers = header_block(payload)
+    if headers is None:
         return None
-    try:
-        headers = BytesHeaderParser(policy=compat32).parsebytes(payload[:end])
-        value = headers.get("date")
-        if not value:
-            return None
-        moment = parsedate_to_datetime(str(value))
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _header_end(payload: bytes) -> int | None:
-    head = payload[:MAX_HEADER_BYTES]
-    ends = [
-        found + len(blank) // 2  # through the last header line's end
-        for blank in (b"\n\n", b"\r\n\r\n")
-        if (found := head.find(blank)) >= 0
-    ]
-    if ends:
-        return min(ends)
-    return len(payload) if len(payload) <= MAX_HEADER_BYTES else None
+    return parse_date(str(headers.get("date") or ""))
 
 
 def is_mbox(path: Path) -> bool:

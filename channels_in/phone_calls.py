@@ -11,6 +11,7 @@ same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,14 +23,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from channels_in.models import CallBack, CallLog
+from channels_in.phone_lines import checked_number
 from helpdesk import realtime
 from helpdesk.errors import BadInput
 from helpdesk.permissions import ActingAgent, Capability, require_ticket_in_reach
 from helpdesk.tenancy import require_tenant
 from tickets import audit, search, service_levels
 from tickets.audit import AuditKind
-from tickets.models import Channel, IdentityKind, Message, Ticket
-from tickets.services import normalise_identity
+from tickets.models import Channel, CustomerIdentity, IdentityKind, Message, Ticket
 
 MAX_CALL_SECONDS = 24 * 60 * 60
 MAX_NOTES_CHARS = 4000
@@ -38,20 +39,12 @@ MAX_NOTE_CHARS = 500
 PAST_GRACE = timedelta(minutes=5)
 
 
-def checked_number(number: str) -> str:
-    """The number in E.164, read with the merchant's region as the default."""
-    try:
-        return normalise_identity(
-            kind=IdentityKind.PHONE, value=number, region=require_tenant().phone_region
-        )
-    except BadInput:
-        raise BadInput(
-            _("%(value)s is not a phone number") % {"value": number}, field="number"
-        ) from None
-
-
-def customer_number(ticket: Ticket) -> str:
-    """The customer's phone number the helpdesk knows, or ""."""
+def customer_number(ticket: Ticket, identities: Iterable[CustomerIdentity] | None = None) -> str:
+    """The customer's phone number the helpdesk knows (their first), or "". ``identities``:
+    the customer's, read already (the ticket page's card)."""
+    if identities is not None:
+        phones = sorted((i for i in identities if i.kind == IdentityKind.PHONE), key=lambda i: i.pk)
+        return phones[0].value if phones else ""
     return (
         ticket.customer.identities.filter(kind=IdentityKind.PHONE)
         .order_by("pk")
@@ -97,7 +90,7 @@ def log_call(
     """Log a call on a ticket in reach: it shows in the conversation (a call to the customer
     as the agent's answer, a call from them as a note), counts as the first response when the
     agent talked to the customer, and completes ``call_back`` (or the agent's open call-back on
-    the ticket that is due)."""
+    the ticket, the soonest due first)."""
     require_ticket_in_reach(acting_agent, ticket)
     if direction not in CallLog.Direction.values:
         raise BadInput(_("Choose whether you called or were called"), field="direction")

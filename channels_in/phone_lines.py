@@ -82,6 +82,8 @@ def auth_token(line: PhoneLine) -> str:
 
 
 def checked_number(number: str) -> str:
+    """The number in E.164, read with the merchant's region as the default; refused on the
+    form's "number" field."""
     try:
         return normalise_identity(
             kind=IdentityKind.PHONE, value=number, region=require_tenant().phone_region

@@ -116,8 +116,7 @@ def _refused_host(
     mailbox: Mailbox | None,
 ) -> HttpResponse:
     """The form again, with the guard's reason beside the server field it refused."""
-    field = exc.extra.get("field")
-    form.add_error(field if field in form.fields else None, exc.message)
+    form_error(form, exc)
     if mailbox is not None:
         return _channel_page(request, acting, mailbox, form=form, status=400)
     return render_settings(

@@ -18,7 +18,6 @@ Signatures and AES live in ``wechat_crypto``, XML in ``wechat_push``, the API in
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -43,7 +42,7 @@ from channels_in.base import (
 )
 from channels_in.crypto import decrypt_secret
 from channels_in.models import ChannelAccount, WeChatAccount
-from channels_in.wechat_api import WeChatApi, WeChatApiError
+from channels_in.wechat_api import OUT_OF_WINDOW, WeChatApi, WeChatApiError
 from channels_in.wechat_crypto import MessageCipher, signature_matches
 from channels_in.wechat_push import (
     MAX_PUSH_BYTES,
@@ -71,8 +70,6 @@ REPLY_WINDOW = timedelta(hours=48)
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif"})
 IMAGE_MAX_BYTES = 10 * 1024 * 1024
 MEDIA_TYPES = ("image", "voice", "video", "shortvideo")
-# All of a message's media downloads share this many per-file time limits.
-FETCH_BUDGET_FILES = 3
 # Events that land on the customer's timeline; the others (menu clicks, scans, location
 # reports, agent hand-overs) are stored and shown in the Inbound log only.
 EVENT_KINDS = {
@@ -149,8 +146,8 @@ class WeChatAdapter(Adapter):
         # Tencent's own sample signs safe-mode pushes with msg_signature alone.
         if request.GET.get("signature") or not encrypted:
             self._check_signature(request, wechat)
-        cipher = self.cipher()
         try:
+            cipher = self.cipher()
             if encrypted:
                 encrypt = read_xml(request.body).get("Encrypt", "")
                 self._check_signature(request, wechat, encrypt)
@@ -163,6 +160,8 @@ class WeChatAdapter(Adapter):
             push = read_push(request.body, encrypted=encrypted, cipher=cipher)
         except PushRefused as refused:
             raise Refused(refused.status, refused.code, refused.message) from None
+        except AdapterError as broken:  # the stored EncodingAESKey cannot be decrypted
+            raise Refused(403, "not_configured", broken.message) from None
         self._read = (request.body, push)
 
     def answer(self, raw: RawInbound, created: bool) -> Answer:
@@ -248,13 +247,13 @@ class WeChatAdapter(Adapter):
         media_id = push.get("MediaId")
         if push.msg_type not in MEDIA_TYPES or not media_id:
             return []
-        per_file = settings.HELPDESK_ATTACHMENT_FETCH_TIMEOUT_SECONDS
-        deadline = time.monotonic() + FETCH_BUDGET_FILES * per_file
         limit = self.account.tenant.max_attachment_bytes
         name = f"wechat-{push.msg_type}-{push.delivery_key[:40]}"
         try:
             fetched = WeChatApi(self.wechat()).download_media(
-                media_id, max_bytes=limit, timeout=min(per_file, deadline - time.monotonic())
+                media_id,
+                max_bytes=limit,
+                timeout=settings.HELPDESK_ATTACHMENT_FETCH_TIMEOUT_SECONDS,
             )
         except AdapterError as failure:
             return [
@@ -330,7 +329,7 @@ class WeChatAdapter(Adapter):
                 api.send_image(openid, media_id)
                 sent = _note_sent(message, sent, f"attachment:{attachment.pk}")
         except WeChatApiError as error:
-            if error.errcode == 45015:
+            if error.errcode == OUT_OF_WINDOW:
                 raise AdapterError(
                     f"{error.message} {window_closed(message.ticket.customer_id, None)}",
                     permanent=True,

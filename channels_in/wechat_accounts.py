@@ -128,7 +128,8 @@ def update_wechat_channel(
             wechat.app_secret_encrypted = encrypt_secret(values.app_secret)
         if changes:
             wechat.save()
-            WeChatApi(wechat).forget_token()  # a token of the old AppID or secret
+            # A token of the old AppID or secret, dropped once the new ones are committed.
+            transaction.on_commit(WeChatApi(wechat).forget_token)
             audit.record(
                 actor=acting_agent, kind=AuditKind.CHANNEL_UPDATED, obj=account, changes=changes
             )

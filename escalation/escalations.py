@@ -436,7 +436,8 @@ def check_customer_message(
     """Escalate a ticket on a customer's message when a trigger the merchant switched on says
     so: the customer asks for a supervisor (one of the merchant's phrases), or got in touch
     about the same order ``repeat_contacts`` times within ``repeat_days`` days. Returns the
-    escalations raised or found open.
+    escalations raised or found open. The live chat's "Talk to a supervisor" button is a
+    customer's request in so many words.
 
     ``opened_ticket``: the message opened its ticket (the caller knows), so it is the ticket's
     first and opens an exchange, and a ticket with no order has exactly one contact: no query
@@ -453,11 +454,14 @@ def check_customer_message(
             if (opened_ticket or _first_inbound(message)) and message.subject:
                 text = f"{message.subject}\n{text}"
             phrase = asks_for_supervisor(text, rules.supervisor_phrases)
-            if phrase is not None:
+            reason = None
+            if (message.metadata or {}).get("chat_kind") == "supervisor":
+                reason = _("The customer pressed “Talk to a supervisor” in the live chat")
+            elif phrase is not None:
+                reason = _("The customer wrote “%(phrase)s”") % {"phrase": phrase}
+            if reason is not None:
                 escalation = escalate(
-                    ticket=ticket,
-                    trigger=Trigger.CUSTOMER_REQUEST,
-                    reason=_("The customer wrote “%(phrase)s”") % {"phrase": phrase},
+                    ticket=ticket, trigger=Trigger.CUSTOMER_REQUEST, reason=reason
                 )
                 if escalation is not None:
                     raised.append(escalation)

@@ -15,7 +15,7 @@ from escalation import escalations, policy_settings
 from escalation.policy_forms import EscalationPolicyForm
 from helpdesk.errors import BadInput
 from helpdesk.permissions import Capability
-from helpdesk.views_settings import acting_with, render_settings
+from helpdesk.views_settings import acting_with, form_error, render_settings
 from tickets.views import tenant_required
 
 SECTION = "settings:escalation"
@@ -41,8 +41,7 @@ def escalation_settings(request: HttpRequest) -> HttpResponse:
             try:
                 policy_settings.update_escalation_policy(acting_agent=acting, **form.cleaned_data)
             except BadInput as exc:
-                field = exc.extra.get("field")
-                form.add_error(field if field in form.fields else None, exc.message)
+                form_error(form, exc)
             else:
                 messages.success(request, _("The escalation settings are saved."))
                 return redirect(SECTION)

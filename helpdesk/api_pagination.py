@@ -11,7 +11,8 @@ from rest_framework.request import Request
 class CursorPage(CursorPagination):
     """Newest first by default. A view orders its list otherwise with ``cursor_ordering`` (a
     tuple of fields ending in a unique one), or lets the caller choose among
-    ``ordering_fields`` with ``?ordering=`` (helpdesk.api_filters.UniqueOrdering)."""
+    ``ordering_fields`` with ``?ordering=``; the primary key then breaks ties, in the same
+    direction, so rows sharing a value are neither skipped nor repeated between pages."""
 
     ordering = ("-pk",)
     page_size_query_param = "page_size"
@@ -21,4 +22,7 @@ class CursorPage(CursorPagination):
         chosen = getattr(view, "cursor_ordering", None)
         if chosen and not request.query_params.get("ordering"):
             return tuple(chosen)
-        return tuple(super().get_ordering(request, queryset, view))
+        ordering = tuple(super().get_ordering(request, queryset, view))
+        if ordering and ordering[-1].lstrip("-") not in ("pk", "id"):
+            ordering += ("-pk" if ordering[0].startswith("-") else "pk",)
+        return ordering

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from helpdesk import webhook_subscriptions as subscriptions
 from helpdesk import webhooks
-from helpdesk.errors import BadInput, NotFound
+from helpdesk.errors import NotFound, valid
 from helpdesk.models import ApiScope, WebhookDelivery, WebhookEvent, WebhookSubscription
 from helpdesk.permissions import Capability, acting_agent_for_request, require
 
@@ -69,14 +69,6 @@ class DeliverySerializer(serializers.ModelSerializer):
         ]
 
 
-def checked(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    if not isinstance(request.data, dict):
-        raise BadInput("Send a JSON object")
-    found = serializer_class(data=request.data)
-    found.is_valid(raise_exception=True)
-    return dict(found.validated_data)
-
-
 class AdminApi(generics.GenericAPIView):
     required_scope = ApiScope.ADMIN
 
@@ -101,7 +93,7 @@ class SubscriptionListApi(AdminApi, generics.ListAPIView):
 
     @extend_schema(request=SubscriptionInputSerializer, responses={201: NewSubscriptionSerializer})
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        data = checked(SubscriptionInputSerializer, request)
+        data = valid(SubscriptionInputSerializer, request)
         made = subscriptions.create_subscription(
             acting_agent=acting_agent_for_request(request), **data
         )
@@ -121,7 +113,7 @@ class SubscriptionDetailApi(AdminApi):
     def patch(self, request: Request, pk: int) -> Response:
         acting = acting_agent_for_request(request)
         subscription = self.subscription()
-        data = checked(SubscriptionChangeSerializer, request)
+        data = valid(SubscriptionChangeSerializer, request)
         rotate = data.pop("rotate_secret", False)
         if data:
             subscription = subscriptions.change_subscription(

@@ -159,3 +159,15 @@ def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonRespon
         },
         status=404,
     )
+
+
+def valid(serializer_class: type[Any], request: Any) -> dict[str, Any]:
+    """An API request's body checked by ``serializer_class`` (a DRF serializer): 400 with the
+    fields when it does not pass, 400 when the body is not a JSON object at all."""
+    from django.utils.translation import gettext as _
+
+    if not isinstance(request.data, dict):
+        raise BadInput(_("Send a JSON object"))
+    checked = serializer_class(data=request.data)
+    checked.is_valid(raise_exception=True)
+    return dict(checked.validated_data)

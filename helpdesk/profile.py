@@ -104,11 +104,7 @@ def own_phone(acting_agent: ActingAgent, phone: str) -> str:
     phone = (phone or "").strip()
     if not phone:
         return ""
-    try:
-        return normalise_identity(
-            kind=IdentityKind.PHONE, value=phone, region=acting_agent.tenant.phone_region
-        )
-    except BadInput:
-        raise BadInput(
-            _("%(value)s is not a phone number") % {"value": phone}, field="phone"
-        ) from None
+    # A number that is none is refused on the form's "phone" field.
+    return normalise_identity(
+        kind=IdentityKind.PHONE, value=phone, region=acting_agent.tenant.phone_region
+    )

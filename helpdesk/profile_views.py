@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy
 from helpdesk import profile
 from helpdesk.errors import BadInput
 from helpdesk.permissions import acting_agent_for_request
+from helpdesk.views_settings import form_error
 from tickets.views import tenant_required
 
 
@@ -63,8 +64,7 @@ def my_profile(request: HttpRequest) -> HttpResponse:
             try:
                 profile.update_own_profile(acting_agent=acting, **form.cleaned_data)
             except BadInput as exc:
-                field = exc.extra.get("field")
-                form.add_error(field if field in form.fields else None, exc.message)
+                form_error(form, exc)
             else:
                 language = form.cleaned_data["language"] or request.tenant.locale
                 translation.activate(language)  # the message below reads in the new language

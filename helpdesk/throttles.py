@@ -62,15 +62,26 @@ def cache_key(scope: str, subject: str, window: int) -> str:
 def exhausted(*, scope: str, subject: str, rate: str) -> Decision:
     """Whether ``subject`` has used up its quota in this window, without counting a request
     (allowed when the cache is unreachable, as ``take``)."""
-    quota = Quota.parse(rate)
-    now = clock()
-    window = int(now // quota.period_seconds)
+    quota, key, now = _window(scope, subject, rate)
     try:
-        used = cache.get(cache_key(scope, subject, window)) or 0
+        used = cache.get(key) or 0
     except (RedisError, OSError):
         return Decision(allowed=True, retry_after_seconds=0)
-    if used < quota.count:
+    return _decided(quota, now, used + 1)
+
+
+def _window(scope: str, subject: str, rate: str) -> tuple[Quota, str, float]:
+    """The quota, the cache key of this window's count, and now."""
+    quota = Quota.parse(rate)
+    now = clock()
+    return quota, cache_key(scope, subject, int(now // quota.period_seconds)), now
+
+
+def _decided(quota: Quota, now: float, used: int) -> Decision:
+    """Allowed while ``used`` is within the quota; else refused until the window ends."""
+    if used <= quota.count:
         return Decision(allowed=True, retry_after_seconds=0)
+    window = int(now // quota.period_seconds)
     retry_after = max(1, math.ceil((window + 1) * quota.period_seconds - now))
     return Decision(allowed=False, retry_after_seconds=retry_after)
 
@@ -81,10 +92,7 @@ def take(*, scope: str, subject: str, rate: str) -> Decision:
     When the cache is unreachable the request is allowed: a Redis outage must not stop mail
     from being stored (the inbound endpoint promises 202 then) or the API from answering.
     """
-    quota = Quota.parse(rate)
-    now = clock()
-    window = int(now // quota.period_seconds)
-    key = cache_key(scope, subject, window)
+    quota, key, now = _window(scope, subject, rate)
     try:
         # The key outlives its window by a little, so a slow clock never resets it early.
         cache.add(key, 0, timeout=quota.period_seconds + 5)
@@ -93,10 +101,7 @@ def take(*, scope: str, subject: str, rate: str) -> Decision:
         # ValueError: the key expired between add and incr; count this request as free.
         logger.warning("rate limit %s for %s not checked: cache unavailable", scope, subject)
         return Decision(allowed=True, retry_after_seconds=0)
-    if used <= quota.count:
-        return Decision(allowed=True, retry_after_seconds=0)
-    retry_after = max(1, math.ceil((window + 1) * quota.period_seconds - now))
-    return Decision(allowed=False, retry_after_seconds=retry_after)
+    return _decided(quota, now, used)
 
 
 class ApiKeyThrottle(BaseThrottle):

@@ -16,13 +16,14 @@ from django.db.models.signals import post_save
 from helpdesk.models import WebhookEvent
 from helpdesk.webhook_subscriptions import emit_after_commit
 
-# Audit rows that mean a ticket changed.
+# Audit rows that mean a ticket changed (moved to another group included).
 TICKET_CHANGES = {
     "ticket.status_changed",
     "ticket.assigned",
     "ticket.auto_assigned",
     "ticket.returned_to_queue",
     "ticket.priority_changed",
+    "ticket.routed",
     "ticket.order_linked",
     "ticket.order_unlinked",
     "ticket.tagged",
@@ -57,10 +58,13 @@ def _wrapped(data: dict[str, Any] | None, **more: Any) -> dict[str, Any] | None:
     return None if data is None else {"data": data, **more}
 
 
-def _audit_written(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
-    if not created:
-        return
+def _audit_written(sender: Any, event: Any, batch: list[Any], **kwargs: Any) -> None:
+    instance = event
     action = instance.action
+    if action == "ticket.routed" and any(
+        other.action == "ticket.opened" and other.object_id == instance.object_id for other in batch
+    ):
+        return  # a new ticket's first group: told with ticket.created, not as a change
     if action in TICKET_CHANGES and instance.object_type == "ticket":
         pk = int(instance.object_id)
         changes = {
@@ -150,6 +154,7 @@ def connect() -> None:
 
     from escalation.models import Escalation
     from helpdesk.models import WebhookSubscription
+    from tickets import audit
     from tickets.models import AuditEvent, Message
     from tickets.services import customer_wrote
 
@@ -158,7 +163,7 @@ def connect() -> None:
             _subscription_changed, sender=WebhookSubscription, dispatch_uid=f"webhook-sub-{signal}"
         )
 
-    post_save.connect(_audit_written, sender=AuditEvent, dispatch_uid="webhook-audit")
+    audit.recorded.connect(_audit_written, sender=AuditEvent, dispatch_uid="webhook-audit")
     post_save.connect(_message_saved, sender=Message, dispatch_uid="webhook-message")
     post_save.connect(_escalation_saved, sender=Escalation, dispatch_uid="webhook-escalation")
     customer_wrote.connect(_customer_wrote, dispatch_uid="webhook-customer-wrote")

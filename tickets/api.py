@@ -12,14 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import filters, generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from helpdesk.errors import BadInput
+from helpdesk.errors import BadInput, valid
 from helpdesk.permissions import acting_agent_for_request
 from tickets import orders, selectors, services
 from tickets.api_filters import TicketFilter, merchant_members
@@ -88,10 +94,15 @@ class TicketSerializer(serializers.ModelSerializer):
 
 class TicketDetailSerializer(TicketSerializer):
     tags = serializers.SerializerMethodField()
-    messages = MessageSerializer(many=True, read_only=True)
+    messages = serializers.SerializerMethodField()
 
     class Meta(TicketSerializer.Meta):
         fields = [*TicketSerializer.Meta.fields, "tags", "messages"]
+
+    @extend_schema_field(MessageSerializer(many=True))
+    def get_messages(self, ticket: Ticket) -> list[dict[str, Any]]:
+        # The conversation as the ticket page reads it: authors and files in one query each.
+        return MessageSerializer(selectors.conversation(ticket=ticket), many=True).data
 
     def get_tags(self, ticket: Ticket) -> list[str]:
         return sorted(ticket.tags.values_list("name", flat=True))
@@ -139,15 +150,6 @@ class MessageCreateSerializer(serializers.Serializer):
         help_text="Files to attach (multipart/form-data, one `files` part each), within the "
         "merchant's attachment limits and what the ticket's channel carries",
     )
-
-
-def valid(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    """The request's body checked by ``serializer_class`` (400 ``invalid`` with the fields)."""
-    if not isinstance(request.data, dict):
-        raise BadInput(_("Send a JSON object"))
-    checked = serializer_class(data=request.data)
-    checked.is_valid(raise_exception=True)
-    return dict(checked.validated_data)
 
 
 def detail_of(request: Request, number: int) -> Response:
@@ -212,37 +214,44 @@ class TicketDetailApi(generics.GenericAPIView):
         acting = acting_agent_for_request(request)
         ticket = selectors.access_ticket(agent=acting, number=number)
         data = valid(TicketChangeSerializer, request)
-        if "assignee" in data:
-            assignee = None
-            if data["assignee"] is not None:
-                assignee = merchant_members(request).filter(pk=data["assignee"]).first()
-                if assignee is None:
-                    raise BadInput(
-                        _("That person is not an agent of this merchant"), field="assignee"
+        # All of it or nothing: a change refused half-way (a status it cannot take) undoes the
+        # ones before it, so the refusal the caller gets (and may replay) left no trace.
+        with transaction.atomic():
+            if "assignee" in data:
+                assignee = None
+                if data["assignee"] is not None:
+                    assignee = merchant_members(request).filter(pk=data["assignee"]).first()
+                    if assignee is None:
+                        raise BadInput(
+                            _("That person is not an agent of this merchant"), field="assignee"
+                        )
+                services.assign_ticket(acting_agent=acting, ticket=ticket, assignee=assignee)
+            if "group" in data:
+                group = Group.objects.filter(pk=data["group"]).first()
+                if group is None:
+                    raise BadInput(_("This merchant has no such group"), field="group")
+                services.move_to_group(acting_agent=acting, ticket=ticket, group=group)
+            if "order" in data:
+                if data["order"]:
+                    orders.link_order_to_ticket(
+                        acting_agent=acting,
+                        ticket=ticket,
+                        order=orders.order_by_number(data["order"]),
                     )
-            services.assign_ticket(acting_agent=acting, ticket=ticket, assignee=assignee)
-        if "group" in data:
-            group = Group.objects.filter(pk=data["group"]).first()
-            if group is None:
-                raise BadInput(_("This merchant has no such group"), field="group")
-            services.move_to_group(acting_agent=acting, ticket=ticket, group=group)
-        if "order" in data:
-            if data["order"]:
-                orders.link_order_to_ticket(
-                    acting_agent=acting, ticket=ticket, order=orders.order_by_number(data["order"])
+                else:
+                    orders.unlink_order(acting_agent=acting, ticket=ticket)
+            if data.get("add_tags"):
+                services.tag_ticket(acting_agent=acting, ticket=ticket, names=data["add_tags"])
+            for name in data.get("remove_tags", []):
+                services.untag_ticket(acting_agent=acting, ticket=ticket, name=name)
+            if "priority" in data:
+                services.change_ticket_priority(
+                    acting_agent=acting, ticket=ticket, priority=data["priority"]
                 )
-            else:
-                orders.unlink_order(acting_agent=acting, ticket=ticket)
-        if data.get("add_tags"):
-            services.tag_ticket(acting_agent=acting, ticket=ticket, names=data["add_tags"])
-        for name in data.get("remove_tags", []):
-            services.untag_ticket(acting_agent=acting, ticket=ticket, name=name)
-        if "priority" in data:
-            services.change_ticket_priority(
-                acting_agent=acting, ticket=ticket, priority=data["priority"]
-            )
-        if "status" in data:
-            services.change_ticket_status(acting_agent=acting, ticket=ticket, status=data["status"])
+            if "status" in data:
+                services.change_ticket_status(
+                    acting_agent=acting, ticket=ticket, status=data["status"]
+                )
         return detail_of(request, number)
 
 

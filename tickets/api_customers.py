@@ -17,7 +17,7 @@ from rest_framework import filters, generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from helpdesk.errors import BadInput
+from helpdesk.errors import BadInput, valid
 from helpdesk.permissions import (
     ActingAgent,
     Capability,
@@ -27,7 +27,6 @@ from helpdesk.permissions import (
     works_every_group,
 )
 from tickets import selectors, services
-from tickets.api import valid
 from tickets.api_filters import CustomerFilter
 from tickets.incoming import Identity
 from tickets.models import Customer, CustomerIdentity, IdentityKind, Ticket

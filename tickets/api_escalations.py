@@ -13,9 +13,9 @@ from rest_framework.response import Response
 from escalation import escalations
 from escalation.metrics_api import EscalationSerializer
 from escalation.models import Escalation
+from helpdesk.errors import valid
 from helpdesk.permissions import acting_agent_for_request
 from tickets import selectors
-from tickets.api import valid
 
 
 class EscalateSerializer(serializers.Serializer):

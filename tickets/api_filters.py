@@ -12,8 +12,10 @@ from django.db.models import QuerySet
 from rest_framework.request import Request
 
 from helpdesk import tenancy
+from helpdesk.errors import BadInput
 from helpdesk.models import Membership
 from tickets.models import Channel, Customer, Group, Order, Ticket
+from tickets.services import normalise_identity
 
 
 def merchant_members(request: Request | None) -> QuerySet[Any]:
@@ -66,7 +68,14 @@ class CustomerFilter(django_filters.FilterSet):
     def by_identity(
         self, queryset: QuerySet[Customer], name: str, value: str
     ) -> QuerySet[Customer]:
-        value = value.strip().lower() if name == "email" else value.strip()
+        # Written as the helpdesk stores it (a phone in E.164, the merchant's region the
+        # default); what is no address or number matches nobody.
+        try:
+            value = normalise_identity(
+                kind=name, value=value, region=tenancy.require_tenant().phone_region
+            )
+        except BadInput:
+            return queryset.none()
         return queryset.filter(identities__kind=name, identities__value=value)
 
 

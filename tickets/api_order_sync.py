@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import serializers
@@ -111,6 +111,15 @@ def save_order(*, acting_agent: Actor, data: Any) -> tuple[Order, bool]:
     number = order_data["number"].strip().lstrip("#")
     if not number:
         raise BadInput(_("Enter an order number"), field="number")
+    try:
+        return _save_order(number, order_data)
+    except IntegrityError:
+        # Another request created this number a moment ago (the shop's feed and its API call
+        # at once): the order exists now, so this one updates it.
+        return _save_order(number, order_data)
+
+
+def _save_order(number: str, order_data: dict[str, Any]) -> tuple[Order, bool]:
     with transaction.atomic():
         order = Order.objects.select_for_update().filter(number=number).first()
         created = order is None

@@ -17,9 +17,10 @@ from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from helpdesk.errors import valid
 from helpdesk.permissions import acting_agent_for_request
 from tickets import macros, merging, selectors
-from tickets.api import TicketDetailSerializer, valid
+from tickets.api import TicketDetailSerializer
 from tickets.api_customers import CustomerSerializer
 from tickets.models import Macro
 

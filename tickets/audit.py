@@ -16,6 +16,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+import django.dispatch
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import models
@@ -208,6 +209,7 @@ def record(
     """
     event = entry(actor=actor, kind=kind, obj=obj, changes=changes, details=details)
     event.save()
+    recorded.send(sender=AuditEvent, event=event, batch=[event])
     return event
 
 
@@ -216,7 +218,17 @@ def record_all(events: list[AuditEvent]) -> list[AuditEvent]:
     tenant_id = require_tenant().pk
     for event in events:
         event.tenant_id = tenant_id  # bulk_create skips TenantOwned.save
-    return AuditEvent.objects.bulk_create(events)
+    written = AuditEvent.objects.bulk_create(events)
+    for event in written:
+        recorded.send(sender=AuditEvent, event=event, batch=written)
+    return written
+
+
+# Sent for every row ``record`` and ``record_all`` write, inside the action's transaction, with
+# ``event`` and ``batch`` (the rows written with it): what listens (outgoing webhooks) acts
+# after commit. ``bulk_create`` sends no
+# post_save, so this is the one signal for both.
+recorded = django.dispatch.Signal()
 
 
 def entry(

@@ -13,7 +13,6 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from channels_in.phone_calls import prefetch_calls
 from escalation.selectors import remedy_panel
 from helpdesk.errors import HelpdeskError
 from helpdesk.permissions import acting_agent_for_request
@@ -114,6 +113,8 @@ def ticket_detail(request: HttpRequest, number: int) -> HttpResponse:
     ticket = selectors.access_ticket(agent=acting, number=number)
     conversation = list(selectors.conversation(ticket=ticket))
     card = customer_card.customer_card(ticket=ticket)
+    from channels_in.phone_calls import customer_number, prefetch_calls
+
     prefetch_calls(ticket)  # the Calls panel's call-backs and calls logged
     recipient, blocked = reply_to(ticket)
     return render(
@@ -123,6 +124,7 @@ def ticket_detail(request: HttpRequest, number: int) -> HttpResponse:
             "ticket": ticket,
             "conversation": conversation,
             "card": card,
+            "call_number": customer_number(ticket, card.identities),
             "spam": spam.spam_panel(ticket, identities=card.identities, loaded=conversation),
             "customer_tickets": selectors.customer_history(agent=acting, ticket=ticket),
             "statuses": Ticket.Status.choices,

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from itertools import takewhile
 from typing import NamedTuple
 
@@ -145,3 +148,13 @@ def _fold_unindented(lines: list[bytes]) -> tuple[list[bytes], list[str]]:
         else:
             run.append(line)
     return folded + run, notes
+
+
+def header_block(raw: bytes) -> Message | None:
+    """The mail's headers alone, read as the parser reads them (``frame_mail``: banners and
+    mbox lines before them skipped, unindented continuation lines folded); None when the bytes
+    hold no header block."""
+    framed = frame_mail(raw)
+    if framed is None:
+        return None
+    return BytesHeaderParser(policy=compat32).parsebytes(framed.raw[: framed.header_end])

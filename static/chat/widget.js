@@ -203,8 +203,7 @@
       }
       const text = values.text;
       delete values.text;
-      sendMessage(text, "left_message", values);
-      form.reset();
+      sendMessage(text, "left_message", values);  // the form is cleared once it is acknowledged
     });
     return form;
   }
@@ -417,6 +416,7 @@
       setPending(pending().filter((message) => message.id !== event.id));
       setState(event.id, "sent");
       if (!available) {
+        ui.offline.reset();
         ui.offline.hidden = true;
         showStatus(say("left"));
       }

@@ -227,3 +227,19 @@ def test_the_escalation_queue_stays_oldest_first_in_cursor_pages(tenant_acme, ac
     rest = supervisor_api.get(first["next"]).json()
     reasons = [row["reason"] for row in first["results"] + rest["results"]]
     assert reasons == ["angry", "r0", "r1", "r2"]
+
+
+def test_customers_are_filtered_by_a_phone_written_any_way_and_a_bad_one_finds_none(
+    acme, supervisor_api
+):
+    made = supervisor_api.post(
+        "/api/v1/customers/",
+        {"name": "王芳", "identities": [{"kind": "phone", "value": "138 0013 8000"}]},
+        format="json",
+    ).json()
+    for written in ("+86 138 0013 8000", "13800138000", "+8613800138000"):
+        found = supervisor_api.get("/api/v1/customers/", {"phone": written}).json()["results"]
+        assert [c["id"] for c in found] == [made["id"]], written
+    assert supervisor_api.get("/api/v1/customers/", {"phone": "call me"}).json()["results"] == []
+    upper = supervisor_api.get("/api/v1/customers/", {"email": "LI.WEI@example.cn"}).json()
+    assert [c["id"] for c in upper["results"]] == [acme.customer]

@@ -15,7 +15,9 @@ from helpdesk import tasks, tenancy, webhooks
 from helpdesk.models import WebhookDelivery, WebhookSubscription
 from tests.conftest import login
 from tests.helpdesk.test_http_client import Answer, Receiver
-from tickets.models import AuditEvent
+from tickets import audit
+from tickets.audit import AuditKind
+from tickets.models import AuditEvent, Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -126,6 +128,41 @@ def test_an_event_nobody_subscribed_to_sends_nothing(
             "/api/v1/tickets/", {"customer": acme.customer, "subject": "x"}, format="json"
         )
     assert receiver.received == []
+
+
+def test_a_ticket_moved_to_another_group_or_returned_in_bulk_is_told_as_updated(
+    tenant_acme, acme, receiver, admin_api, supervisor_api, django_capture_on_commit_callbacks
+):
+    """Changes written by ``audit.record_all`` (a bulk insert, no post_save) are told too."""
+    from tickets.models import Group
+
+    with tenancy.activate(tenant_acme):
+        first = Group.objects.create(name="售前")
+        second = Group.objects.create(name="售后")
+    subscribe(admin_api, receiver.url(), ["ticket.updated"])
+    with django_capture_on_commit_callbacks(execute=True):
+        supervisor_api.patch(f"/api/v1/tickets/{acme.ticket}/", {"group": first.pk}, format="json")
+    with django_capture_on_commit_callbacks(execute=True):
+        supervisor_api.patch(f"/api/v1/tickets/{acme.ticket}/", {"group": second.pk}, format="json")
+    tenant_acme.refresh_from_db()  # the events it is subscribed to, as a request reads them
+    with tenancy.activate(tenant_acme), django_capture_on_commit_callbacks(execute=True):
+        audit.record_all(
+            [
+                audit.entry(
+                    actor=None,
+                    kind=AuditKind.TICKET_PRIORITY_CHANGED,
+                    obj=Ticket.objects.get(number=acme.ticket),
+                    changes={"priority": ("normal", "high")},
+                )
+            ]
+        )
+    bodies = [json.loads(request.body) for request in receiver.received]
+    assert [body["changes"] for body in bodies] == [
+        {"group": [None, "售前"]},
+        {"group": ["售前", "售后"]},
+        {"priority": ["normal", "high"]},
+    ]
+    assert all(body["data"]["number"] == acme.ticket for body in bodies)
 
 
 def test_a_failing_receiver_is_retried_with_backoff_then_the_delivery_fails(

@@ -490,3 +490,72 @@ def test_a_refusal_is_worded_in_the_store_pages_language(acme_chat):
     refused, empty = run(scenario)
     assert (refused["field"], refused["message"]) == ("email", "这不是有效的电子邮件地址。")
     assert empty["message"] == "请先输入消息。"
+
+
+def test_a_visitor_who_types_another_customers_email_sees_none_of_their_chats(
+    acme_chat, li_online, tenant_acme
+):
+    """A pre-chat email is not proof: the visitor is filed under the customer it names (one
+    timeline), but never shown that customer's other chats, and replies on the first visitor's
+    ticket still go to the first visitor's widget."""
+
+    async def write(text: str, message_id: str) -> dict:
+        socket = visitor_socket(acme_chat.public_key)
+        welcome = await say_hello(socket)
+        await socket.send_json_to({"type": "profile", "profile": {"email": "wei@example.cn"}})
+        await next_of(socket, "profile")
+        await socket.send_json_to({"type": "message", "id": message_id, "text": text})
+        await next_of(socket, "ack")
+        await socket.disconnect()
+        return welcome
+
+    def close_first() -> None:
+        with tenancy.activate(tenant_acme):
+            Ticket.objects.filter(channel="chat").update(status=Ticket.Status.CLOSED)
+
+    async def scenario() -> tuple[dict, dict]:
+        first = await write("我的订单地址是北京市朝阳区", "a1")
+        await sync_to_async(close_first)()
+        second = await write("Hello", "b1")
+        again = visitor_socket(acme_chat.public_key)
+        restored = await say_hello(again, token=second["token"])
+        await again.disconnect()
+        return first, restored
+
+    first, restored = run(scenario)
+    assert [item["text"] for item in restored["history"]] == ["Hello"]
+    with tenancy.activate(tenant_acme):
+        tickets = list(Ticket.objects.filter(channel="chat").order_by("pk"))
+        assert len(tickets) == 2 and tickets[0].customer_id == tickets[1].customer_id
+        first_visitor = ChatVisitor.objects.order_by("pk").first()
+        reply = reply_to_customer(
+            acting_agent=acting(li_online), ticket=tickets[0], text="已经改好了"
+        )
+        reply.refresh_from_db()
+        assert reply.conversation_id == first_visitor.visitor_id
+
+
+def test_a_left_message_whose_email_is_refused_is_not_filed_and_the_widget_says_why(
+    acme_chat, tenant_acme
+):
+    async def scenario() -> dict:
+        socket = visitor_socket(acme_chat.public_key)
+        await say_hello(socket)
+        await socket.send_json_to(
+            {
+                "type": "message",
+                "kind": "left_message",
+                "id": "left-2",
+                "text": "Call me back",
+                "profile": {"name": "Ann", "email": "not an address"},
+            }
+        )
+        refused = await next_of(socket, "error")
+        await socket.disconnect()
+        return refused
+
+    refused = run(scenario)
+    assert (refused["id"], refused["code"], refused["field"]) == ("left-2", "bad_profile", "email")
+    assert chat_messages(tenant_acme) == []
+    with tenancy.activate(tenant_acme):
+        assert not RawInbound.objects.filter(account=acme_chat.account).exists()

@@ -169,6 +169,21 @@ def test_a_safe_mode_push_with_a_body_not_matching_its_msg_signature_gets_403(ac
     assert stored(acme_wechat_safe) == []
 
 
+def test_a_key_that_can_no_longer_be_decrypted_refuses_pushes_with_a_reason_not_a_500(
+    acme_wechat_safe,
+):
+    # HELPDESK_FERNET_KEYS rotated without the old key: the stored EncodingAESKey is lost.
+    with tenancy.activate(acme_wechat_safe.tenant):
+        WeChatAccount.objects.filter(account=acme_wechat_safe).update(
+            encoding_aes_key_encrypted="gAAAAABnot-a-token-of-these-keys"
+        )
+    query, body = encrypted_push(text_xml(msg_id="3009"))
+    response = post_push(acme_wechat_safe, body, query)
+    assert response.status_code == 403
+    assert response.json()["code"] == "not_configured"
+    assert stored(acme_wechat_safe) == []
+
+
 def test_a_push_encrypted_for_another_appid_gets_403(acme_wechat_safe):
     query, body = encrypted_push(text_xml(), app_id="wx0000000000000001")
     response = post_push(acme_wechat_safe, body, query)
