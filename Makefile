@@ -23,7 +23,7 @@ TEST_ENV := DJANGO_SECRET_KEY=test-secret-key DJANGO_DEBUG=false DJANGO_SECURE_C
 DEV_ENV := DJANGO_DEBUG=true
 
 .PHONY: run test lint format install lock db-role bench bench-routing bench-db bench-data \
-	bench-dashboard bench-inbox bench-api bench-peer bench-import bench-webhooks bench-ws clean
+	bench-dashboard bench-inbox bench-api bench-peer bench-import bench-webhooks bench-ws clean smtp
 
 # Installs the exact versions of requirements-dev.lock (the tested combination), then the
 # project itself without resolving anything again.
@@ -45,6 +45,13 @@ run: $(STAMP)
 	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput
 	$(DEV_ENV) $(BIN)/python manage.py seed_demo
 	$(DEV_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+# The inbound SMTP service for forwarding addresses, beside `make run` (same database):
+# mail to <merchant>+<token>@inbound.localhost on 127.0.0.1:2525 becomes tickets, e.g.
+# `swaks --server 127.0.0.1:2525 --to ADDRESS` with an address from a channel's settings page.
+smtp: $(STAMP)
+	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput
+	$(DEV_ENV) $(BIN)/python manage.py serve_smtp
 
 # The owner and app roles and the `helpdesk` database (the same script docker compose runs).
 db-role:

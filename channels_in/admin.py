@@ -70,7 +70,15 @@ class MailboxInline(admin.StackedInline):
 class ChannelAccountAdmin(TenantScopedAdmin):
     list_display = ["name", "kind", "is_active", "paused", "last_error_at"]
     list_filter = ["kind", "is_active", "paused"]
-    readonly_fields = ["last_error", "last_error_at", "created_at"]
+    # The forwarding address changes only through its service (the old one keeps a grace period).
+    readonly_fields = [
+        "last_error",
+        "last_error_at",
+        "created_at",
+        "forwarding_token",
+        "previous_forwarding_token",
+        "previous_forwarding_valid_until",
+    ]
     inlines = [MailboxInline]
 
 

@@ -18,6 +18,11 @@ def new_inbound_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+def new_forwarding_token() -> str:
+    # Lower-case letters and digits only: some mail hosts lower-case the address they forward to.
+    return secrets.token_hex(10)
+
+
 class ChannelAccount(TenantOwned):
     """One connected channel of a merchant: a support mailbox, a WeChat account, a phone line."""
 
@@ -29,6 +34,11 @@ class ChannelAccount(TenantOwned):
     # After a rotation the old secret keeps working until the merchant's forwarder is updated.
     previous_inbound_secret = models.CharField(max_length=64, blank=True)
     previous_secret_valid_until = models.DateTimeField(null=True, blank=True)
+    # The forwarding address's secret part, "<merchant>+<token>@<inbound domain>"
+    # (channels_in.forwarding); a replaced one keeps working for a grace period too.
+    forwarding_token = models.CharField(max_length=32, unique=True, default=new_forwarding_token)
+    previous_forwarding_token = models.CharField(max_length=32, blank=True, db_index=True)
+    previous_forwarding_valid_until = models.DateTimeField(null=True, blank=True)
     # Set when the channel fails in a way retrying cannot fix; an admin sees why.
     paused = models.BooleanField(default=False)
     last_error = models.TextField(blank=True)
@@ -102,6 +112,7 @@ class RawInbound(TenantOwned):
         WEBHOOK = "webhook", _("Webhook")
         IMAP = "imap", _("IMAP")
         IMPORT = "import", _("Import")
+        SMTP = "smtp", _("Forwarding address")
 
     account = models.ForeignKey(
         ChannelAccount, on_delete=models.PROTECT, related_name="raw_inbound"

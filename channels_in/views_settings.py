@@ -15,7 +15,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from channels_in import api_channels, mailboxes
+from channels_in import api_channels, forwarding, mailboxes
 from channels_in.forms import ApiChannelForm, AttachmentLimitForm, MailboxForm
 from channels_in.models import ApiChannel, ChannelAccount, Mailbox
 from channels_in.views_chat import chat_channel_edit
@@ -152,6 +152,9 @@ def _channel_page(
             "has_imap_password": bool(mailbox.imap_password_encrypted),
             "has_smtp_password": bool(mailbox.smtp_password_encrypted),
             "previous_secret_until": _grace_end(mailbox.account),
+            "forwarding_address": forwarding.forwarding_address(mailbox.account),
+            "previous_forwarding": forwarding.previous_forwarding_address(mailbox.account),
+            "confirmations": forwarding.latest_confirmations(mailbox.account),
         },
         section=SECTION,
         status=status,
@@ -245,6 +248,23 @@ def channel_rotate(request: HttpRequest, pk: int) -> HttpResponse:
             "forwarder or your system before then."
         )
         % {"until": _local(account.previous_secret_valid_until)},
+    )
+    return redirect("settings:channel", pk=pk)
+
+
+@require_POST
+@tenant_required
+def channel_new_forwarding_address(request: HttpRequest, pk: int) -> HttpResponse:
+    acting = acting_with(request, Capability.MANAGE_CHANNELS)
+    account = _mailbox(pk).account
+    forwarding.new_forwarding_address(acting_agent=acting, account=account)
+    messages.success(
+        request,
+        _(
+            "The channel has a new forwarding address. The old one works until %(until)s: "
+            "update your mail host's forwarding before then."
+        )
+        % {"until": _local(account.previous_forwarding_valid_until)},
     )
     return redirect("settings:channel", pk=pk)
 

@@ -1,6 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.utils.translation import gettext_lazy as _
 
 from helpdesk.admin_base import is_platform_operator
 from helpdesk.models import ApiKey, Membership, Tenant
@@ -64,3 +71,51 @@ class ApiKeyAdmin(PlatformAdmin):
 
     def has_add_permission(self, request):  # type: ignore[no-untyped-def]
         return False  # keys are issued with `manage.py issue_api_key`, which shows the token once
+
+
+# --- people: one account per email ----------------------------------------------------------
+
+
+def _refuse_taken_email(form: Any) -> str:
+    """The form's email, refused when another account has it (in any case): one account per
+    email across the platform (also a unique index on lower(email))."""
+    email = (form.cleaned_data.get("email") or "").strip().lower()
+    others = get_user_model().objects.filter(email__iexact=email)
+    if form.instance.pk is not None:
+        others = others.exclude(pk=form.instance.pk)
+    if email and others.exists():
+        raise forms.ValidationError(
+            _("Another account already has this email; add a merchant to that account instead.")
+        )
+    return email
+
+
+class PlatformUserChangeForm(UserChangeForm):
+    clean_email = _refuse_taken_email
+
+
+class PlatformUserCreationForm(AdminUserCreationForm):
+    class Meta(AdminUserCreationForm.Meta):
+        fields = ("username", "email")
+
+    clean_email = _refuse_taken_email
+
+
+User = get_user_model()
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class PlatformUserAdmin(UserAdmin):
+    form = PlatformUserChangeForm
+    add_form = PlatformUserCreationForm
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": ("username", "email", "usable_password", "password1", "password2"),
+            },
+        ),
+    )

@@ -13,6 +13,7 @@ from helpdesk import tenancy
 from helpdesk.errors import BadInput, NotFound, PermissionDenied
 from helpdesk.models import ApiKey, ApiScope
 from helpdesk.permissions import ActingAgent, Actor, Capability, SystemActor, require
+from helpdesk.signup import require_verified_email
 from tickets import audit
 from tickets.audit import AuditKind
 
@@ -50,6 +51,7 @@ def create_api_key(
 ) -> tuple[ApiKey, str]:
     """An admin creates a key that acts as themselves in their merchant; its token is shown once."""
     require(acting_agent, Capability.MANAGE_API_KEYS)
+    require_verified_email(acting_agent)  # a key reaches outside the helpdesk in its name
     if acting_agent.membership is None:
         # A key acts as its creator, and the API accepts only members of the key's merchant.
         raise PermissionDenied(

@@ -38,6 +38,8 @@ _DISCONNECT: Message = {"type": "http.disconnect"}
 # The agent's composer posts files with a reply, a note or a new conversation (tickets.composer
 # checks them against the merchant's own limit and answers with a form error).
 _COMPOSER_UPLOADS = re.compile(r"^/tickets/(?:\d+/(?:reply|note)|new)/$")
+# An admin uploads a customers or orders file to import (tickets.import_views).
+_IMPORT_UPLOADS = "/settings/imports/"
 
 
 def body_limit_for(path: str) -> int | None:
@@ -46,6 +48,10 @@ def body_limit_for(path: str) -> int | None:
         return settings.HELPDESK_INBOUND_MAX_BYTES
     if _COMPOSER_UPLOADS.match(path):
         return settings.HELPDESK_UPLOAD_MAX_BYTES
+    if path == _IMPORT_UPLOADS:
+        # The file itself is checked in the view, which answers with a form error; the form's
+        # other fields and the multipart framing take a few more bytes.
+        return settings.HELPDESK_IMPORT_MAX_BYTES + 64 * 1024
     return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 

@@ -14,6 +14,16 @@ from django.utils.translation import gettext_lazy as _
 from helpdesk.tenancy import TenantOwned
 
 
+def tenant_logo_path(instance: Tenant, filename: str) -> str:
+    # A new name for every upload, so a browser never shows the old logo from its cache.
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "png"
+    return f"logos/{instance.pk}/{secrets.token_hex(8)}.{extension}"
+
+
+def default_customer_languages() -> list[str]:
+    return ["zh-hans", "en"]
+
+
 class Tenant(models.Model):
     """A merchant sharing this helpdesk. A platform table: it carries no tenant itself."""
 
@@ -34,10 +44,18 @@ class Tenant(models.Model):
     # The events the merchant's active webhook subscriptions want (kept by
     # helpdesk.webhook_events), read with the tenant: an event nobody wants costs no query.
     webhook_events = models.JSONField(default=list, blank=True)
+    # Shown beside the name in the header; public by intent (helpdesk.account_views.logo).
+    logo = models.ImageField(upload_to=tenant_logo_path, max_length=255, blank=True)
+    # The languages customers are answered in (LANGUAGES codes); ``locale`` is the default.
+    customer_languages = models.JSONField(default=default_customer_languages, blank=True)
+    # Set while a requested deletion waits out its grace period (helpdesk.deletion).
+    deletion_requested_at = models.DateTimeField(null=True, blank=True)
+    deletion_due_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        indexes = [models.Index(fields=["deletion_due_at"], name="tenant_deletion_due_idx")]
 
     def __str__(self) -> str:
         return self.name
@@ -151,6 +169,64 @@ class ApiKey(models.Model):
             expires_at=expires_at,
         )
         return key, f"hd_{prefix}_{secret}"
+
+
+class TenantExport(TenantOwned):
+    """A ZIP of everything the merchant holds here (helpdesk.exports), written by a task and
+    offered to owners until ``expires_at``."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Queued")
+        RUNNING = "running", _("Being written")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
+        EXPIRED = "expired", _("Expired")
+
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    # Relative to MEDIA_ROOT, under exports/<tenant id>/: never served but through the view.
+    file_path = models.CharField(max_length=255, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    # Rows per model ("tickets.Ticket": 12), as in the ZIP's manifest.json.
+    counts = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} ({self.state})"
+
+    def is_downloadable(self, now: datetime) -> bool:
+        return (
+            self.state == self.State.READY
+            and bool(self.file_path)
+            and (self.expires_at is None or self.expires_at > now)
+        )
+
+
+class TenantDeletionRecord(models.Model):
+    """That a merchant was deleted, kept after its rows are gone: a platform table with no
+    personal data (no people, no customers), only what was removed and when."""
+
+    former_tenant_id = models.BigIntegerField()  # the id it had; the row itself is gone
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(auto_now_add=True)
+    # Rows removed per table, and the media files removed ("files").
+    row_counts = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-deleted_at"]
+
+    def __str__(self) -> str:
+        return f"{self.slug} (deleted {self.deleted_at:%Y-%m-%d})"
 
 
 class WebhookDelivery(TenantOwned):
@@ -333,3 +409,63 @@ class OrderEvent(TenantOwned):
 
     def __str__(self) -> str:
         return f"order event {self.event_id} ({self.state})"
+
+
+# --- Merchant signup and onboarding: invitations, the getting-started checklist --------------
+
+
+class Invitation(models.Model):
+    """An invitation to join a merchant in a role, mailed as a link that holds a secret token.
+
+    Looked up before a tenant is known (the invited person opens the link signed out), so a
+    platform table; only a hash of the token is stored (helpdesk.invitations).
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.AGENT)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Moved forward when the invitation is sent again (with a new token).
+    sent_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(
+                fields=["tenant", "accepted_at", "revoked_at"], name="invitation_pending_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.tenant} ({self.role})"
+
+    def is_pending(self, now: datetime) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > now
+
+
+class OnboardingProgress(TenantOwned):
+    """What a merchant's owner chose on the getting-started checklist (helpdesk.onboarding):
+    the steps they skip, and whether the tickets list still reminds them. Whether a step is
+    done is never stored; it is read from the merchant's data."""
+
+    skipped_steps = models.JSONField(default=list, blank=True)
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="onboardingprogress_one_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"onboarding of {self.tenant_id}"

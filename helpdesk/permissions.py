@@ -55,6 +55,7 @@ class Capability(StrEnum):
     READ_AUDIT_LOG = "read_audit_log"
     MANAGE_EMPOWERMENT = "manage_empowerment"  # remedy limits and where remedies are executed
     MANAGE_MERCHANT = "manage_merchant"  # billing-like settings, closing the merchant
+    IMPORT_DATA = "import_data"  # bring customers and orders in from CSV and XLSX files
 
 
 # What a refusal names, in the agent's language.
@@ -70,6 +71,7 @@ CAPABILITY_LABELS = {
     Capability.READ_AUDIT_LOG: gettext_lazy("read the audit log"),
     Capability.MANAGE_EMPOWERMENT: gettext_lazy("manage what agents may give customers"),
     Capability.MANAGE_MERCHANT: gettext_lazy("manage the merchant"),
+    Capability.IMPORT_DATA: gettext_lazy("import customers and orders"),
 }
 
 _AGENT = frozenset({Capability.WORK_TICKETS})
@@ -81,6 +83,7 @@ _ADMIN = _SUPERVISOR | {
     Capability.MANAGE_API_KEYS,
     Capability.READ_AUDIT_LOG,
     Capability.MANAGE_EMPOWERMENT,
+    Capability.IMPORT_DATA,
 }
 _OWNER = _ADMIN | {Capability.MANAGE_MERCHANT}
 

@@ -205,7 +205,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "escalation.tasks.sweep_alerts",
         "schedule": env_int("HELPDESK_ALERT_SWEEP_SECONDS", 300),
     },
+    # Merchants whose deletion grace period is over are deleted (helpdesk/deletion.py).
+    "delete-due-tenants": {
+        "task": "helpdesk.tasks.delete_due_tenants",
+        "schedule": env_int("HELPDESK_TENANT_DELETION_SWEEP_SECONDS", 3600),
+    },
 }
+# A merchant's data export may be downloaded for this many days (helpdesk/exports.py).
+HELPDESK_EXPORT_DAYS = env_int("HELPDESK_EXPORT_DAYS", 7)
+# A merchant asked to be deleted keeps working this many days, then is gone for good.
+HELPDESK_TENANT_DELETION_DAYS = env_int("HELPDESK_TENANT_DELETION_DAYS", 30)
 # Where people reach the helpdesk: links in emails sent outside a request (supervisor alerts).
 HELPDESK_PUBLIC_URL = env_str("HELPDESK_PUBLIC_URL", "http://localhost:8000")
 # How long the supervisor dashboard keeps its 30-day sections (agents, root causes, defect
@@ -230,11 +239,28 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
-ACCOUNT_ADAPTER = "helpdesk.sign_in.AccountAdapter"  # signup stays closed until it is built
-ACCOUNT_FORMS = {"login": "helpdesk.sign_in.SignInForm"}
+ACCOUNT_ADAPTER = "helpdesk.sign_in.AccountAdapter"
+ACCOUNT_FORMS = {
+    "login": "helpdesk.sign_in.SignInForm",
+    "signup": "helpdesk.signup_forms.MerchantSignupForm",
+}
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
-ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
-ACCOUNT_EMAIL_VERIFICATION = "none"
+# Merchants sign themselves up at /signup/ (helpdesk.signup); off, only invitations and the
+# operator add people.
+HELPDESK_SIGNUP_OPEN = env_bool("HELPDESK_SIGNUP_OPEN", True)
+# A person signs in with their email; the username is made from it.
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+# One account per email across the platform (also a unique index on lower(email)).
+ACCOUNT_UNIQUE_EMAIL = True
+# Signing up sends a link to verify the address; until then the owner may not invite people or
+# issue API keys (helpdesk.signup.require_verified_email), everything else works.
+ACCOUNT_EMAIL_VERIFICATION = "optional"
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Helpdesk] "
+ACCOUNT_SIGNUP_REDIRECT_URL = "onboarding"
+ACCOUNT_EMAIL_CONFIRMATION_AUTHENTICATED_REDIRECT_URL = "onboarding"
+ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 7
+# An invitation link works this many days (helpdesk.invitations).
+HELPDESK_INVITATION_DAYS = env_int("HELPDESK_INVITATION_DAYS", 7)
 ACCOUNT_SESSION_REMEMBER = True  # as before allauth: a sign-in lasts the session cookie's age
 ACCOUNT_LOGOUT_REDIRECT_URL = LOGOUT_REDIRECT_URL
 # Held in the cache (Redis when REDIS_URL is set), so every web process counts together.
@@ -243,6 +269,10 @@ ACCOUNT_LOGOUT_REDIRECT_URL = LOGOUT_REDIRECT_URL
 ACCOUNT_RATE_LIMITS = {
     "login": env_str("HELPDESK_LOGIN_RATE", "30/m/ip"),
     "login_failed": env_str("HELPDESK_LOGIN_FAILED_RATE", "20/m/ip,5/5m/key"),
+    # New merchants per address, and password reset mails per address and per email typed.
+    "signup": env_str("HELPDESK_SIGNUP_RATE", "10/h/ip"),
+    "reset_password": env_str("HELPDESK_PASSWORD_RESET_RATE", "10/m/ip,3/h/key"),
+    "reset_password_from_key": env_str("HELPDESK_PASSWORD_RESET_KEY_RATE", "20/m/ip"),
 }
 # Behind reverse proxies of ours, the client address is the one they put in X-Forwarded-For;
 # with none trusted (the default) a forged header cannot dodge the per-address limits.
@@ -324,6 +354,24 @@ HELPDESK_THREAD_WINDOW_HOURS = env_int("HELPDESK_THREAD_WINDOW_HOURS", 72)
 # A newly connected mailbox brings in its last few days of mail; older mail via import_mail.
 HELPDESK_IMAP_FIRST_SYNC_DAYS = env_int("HELPDESK_IMAP_FIRST_SYNC_DAYS", 7)
 HELPDESK_INBOUND_MAX_BYTES = env_int("HELPDESK_INBOUND_MAX_BYTES", 40 * 1024 * 1024)
+# Each email channel's forwarding address is "<merchant>+<token>@HELPDESK_INBOUND_DOMAIN"; the
+# domain's MX record points at the SMTP service (`manage.py serve_smtp`, channels_in.smtp_server),
+# which listens on HELPDESK_SMTP_HOST:PORT and offers STARTTLS when given a certificate and key.
+HELPDESK_INBOUND_DOMAIN = env_str("HELPDESK_INBOUND_DOMAIN", "inbound.localhost").strip().lower()
+if not re.fullmatch(
+    r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", HELPDESK_INBOUND_DOMAIN
+):
+    raise ImproperlyConfigured(
+        f"HELPDESK_INBOUND_DOMAIN={HELPDESK_INBOUND_DOMAIN!r} is not a domain"
+    )
+HELPDESK_SMTP_HOST = env_str("HELPDESK_SMTP_HOST", "127.0.0.1")
+HELPDESK_SMTP_PORT = env_int("HELPDESK_SMTP_PORT", 2525)
+HELPDESK_SMTP_TLS_CERT = env_str("HELPDESK_SMTP_TLS_CERT")
+HELPDESK_SMTP_TLS_KEY = env_str("HELPDESK_SMTP_TLS_KEY")
+if bool(HELPDESK_SMTP_TLS_CERT) != bool(HELPDESK_SMTP_TLS_KEY):
+    raise ImproperlyConfigured(
+        "Set both HELPDESK_SMTP_TLS_CERT and HELPDESK_SMTP_TLS_KEY, or neither"
+    )
 # A request whose body has not fully arrived this long after its headers is answered 408, so a
 # client that declares more than it sends cannot hold a worker (helpdesk/asgi_limits.py).
 HELPDESK_BODY_TIMEOUT_SECONDS = env_int("HELPDESK_BODY_TIMEOUT_SECONDS", 30)
@@ -433,6 +481,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # The agent's composer (a reply, a note or a new conversation with files) may post up to this;
 # the merchant's attachment limit (at most 100 MB) is checked on the files themselves.
 HELPDESK_UPLOAD_MAX_BYTES = env_int("HELPDESK_UPLOAD_MAX_BYTES", 105 * 1024 * 1024)
+# Imports of customers and orders (tickets.imports): the largest file an admin may upload, and
+# the most rows one file may hold (an XLSX archive that unpacks to far more is refused too).
+HELPDESK_IMPORT_MAX_BYTES = env_int("HELPDESK_IMPORT_MAX_BYTES", 50 * 1024 * 1024)
+HELPDESK_IMPORT_MAX_ROWS = env_int("HELPDESK_IMPORT_MAX_ROWS", 1_000_000)
+CELERY_BEAT_SCHEDULE["sweep-imports"] = {"task": "tickets.tasks.sweep_imports", "schedule": 600}
 
 # Content-Security-Policy: scripts and styles only from our own static files, so customer content
 # that got past the sanitiser still cannot run or restyle the page. The sanitiser strips mail's

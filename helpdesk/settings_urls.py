@@ -9,8 +9,8 @@ from channels_in import views_chat, views_phone, views_wechat
 from channels_in import views_settings as channel_views
 from escalation import policy_views
 from escalation import settings_views as empowerment_views
-from helpdesk import views_settings
-from tickets import macro_views, reason_views, service_level_views, spam_views
+from helpdesk import account_views, invitation_views, views_settings
+from tickets import import_views, macro_views, reason_views, service_level_views, spam_views
 from tickets import views_settings as group_views
 
 app_name = "settings"
@@ -38,6 +38,11 @@ urlpatterns = [
     ),
     path("channels/<int:pk>/test-mail/", channel_views.channel_test_mail, name="channel_test_mail"),
     path("channels/<int:pk>/rotate-secret/", channel_views.channel_rotate, name="channel_rotate"),
+    path(
+        "channels/<int:pk>/new-forwarding-address/",
+        channel_views.channel_new_forwarding_address,
+        name="channel_new_forwarding_address",
+    ),
     path("channels/<int:pk>/pause/", channel_views.channel_pause, name="channel_pause"),
     path("channels/<int:pk>/resume/", channel_views.channel_resume, name="channel_resume"),
     path(
@@ -72,6 +77,9 @@ urlpatterns = [
     path("members/", views_settings.member_list, name="members"),
     path("members/<int:pk>/role/", views_settings.member_role, name="member_role"),
     path("members/<int:pk>/remove/", views_settings.member_remove, name="member_remove"),
+    path("members/invite/", invitation_views.invite, name="invite"),
+    path("invitations/<int:pk>/resend/", invitation_views.resend, name="invitation_resend"),
+    path("invitations/<int:pk>/revoke/", invitation_views.revoke, name="invitation_revoke"),
     path("audit/", views_settings.audit_log, name="audit"),
     path("service-levels/", service_level_views.service_level_settings, name="service_levels"),
     path("empowerment/", empowerment_views.empowerment, name="empowerment"),
@@ -105,4 +113,14 @@ urlpatterns = [
     path("blocked/", spam_views.block_list, name="blocks"),
     path("blocked/<int:pk>/lift/", spam_views.block_lift, name="block_lift"),
     path("escalation/", policy_views.escalation_settings, name="escalation"),
+    path("imports/", import_views.import_list, name="imports"),
+    path("imports/<int:pk>/", import_views.import_detail, name="import"),
+    path("imports/<int:pk>/progress/", import_views.import_progress, name="import_progress"),
+    path("imports/<int:pk>/errors.csv", import_views.import_errors, name="import_errors"),
+    path("account/", account_views.account_settings, name="account"),
+    path("account/logo/", account_views.account_logo, name="account_logo"),
+    path("account/export/", account_views.export_list, name="exports"),
+    path("account/export/<int:pk>/", account_views.export_download, name="export_download"),
+    path("account/delete/", account_views.deletion_page, name="deletion"),
+    path("account/delete/cancel/", account_views.deletion_cancel, name="deletion_cancel"),
 ]

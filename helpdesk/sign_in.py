@@ -1,4 +1,5 @@
-"""Sign-in on django-allauth: closed signup, the login form, and TOTP for platform operators.
+"""Sign-in on django-allauth: signup open or closed, the login form, and TOTP for platform
+operators.
 
 Platform operators (superusers) can act for every merchant, so a stolen password must not be
 enough: they cannot use the helpdesk until they have set up an authenticator app, and allauth
@@ -12,13 +13,15 @@ from typing import Any
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.forms import LoginForm
 from allauth.mfa.models import Authenticator
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import Resolver404, resolve, reverse
 from django.utils.translation import gettext_lazy as _
 
 
 class AccountAdapter(DefaultAccountAdapter):
-    """Nobody signs up yet: merchants' people are created by their admins or the operator."""
+    """Merchants sign themselves up while ``HELPDESK_SIGNUP_OPEN`` is on (helpdesk.signup);
+    their people join by invitation (helpdesk.invitations)."""
 
     error_messages = {
         **DefaultAccountAdapter.error_messages,
@@ -28,10 +31,13 @@ class AccountAdapter(DefaultAccountAdapter):
             "case-sensitive."
         ),
         "email_password_mismatch": _("Please enter a correct email address and password."),
+        "email_taken": _(
+            "This email already has an account: sign in, and add a merchant from there."
+        ),
     }
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
-        return False
+        return bool(settings.HELPDESK_SIGNUP_OPEN)
 
 
 class SignInForm(LoginForm):

@@ -54,3 +54,29 @@ def deliver_webhook(  # type: ignore[no-untyped-def]
             exc=failure, countdown=countdown, kwargs={"after_attempt": delivery.attempts}
         ) from failure
     return "delivered"
+
+
+@shared_task(bind=True, base=tenancy.TenantTask, acks_late=True)
+def write_tenant_export(self, tenant_id: int, export_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Write an owner's export of all the merchant's data (helpdesk.exports) and email them."""
+    from helpdesk import exports
+    from helpdesk.models import TenantExport
+
+    export = TenantExport.objects.filter(pk=export_id).first()
+    if export is None:
+        return "gone"
+    return exports.write_export(export=export).state
+
+
+@shared_task
+def delete_due_tenants() -> int:
+    """Hourly: delete the merchants whose deletion grace period is over (helpdesk.deletion),
+    and remove the files of data exports whose link expired."""
+    from helpdesk import deletion, exports
+    from helpdesk.models import Tenant
+
+    deleted = deletion.delete_due_tenants()
+    for tenant in Tenant.objects.filter(is_active=True).iterator():
+        with tenancy.activate(tenant):
+            exports.remove_expired_exports()
+    return len(deleted)

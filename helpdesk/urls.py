@@ -6,11 +6,15 @@ from django.contrib import admin
 from django.urls import include, path
 
 from escalation import price_drop_views
+from helpdesk import account_views as merchant_account_views
 from helpdesk import (
     api_docs,
     api_key_views,
     dev_outbox,
+    invitation_views,
+    onboarding_views,
     profile_views,
+    signup_views,
     views,
     webhook_subscription_views,
     webhook_views,
@@ -24,6 +28,12 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("login/", account_views.LoginView.as_view(), name="login"),
     path("logout/", account_views.LogoutView.as_view(), name="logout"),
+    path("signup/", signup_views.signup, name="signup"),
+    path("signup/resend/", signup_views.resend_verification, name="resend_verification"),
+    path("invitations/<str:token>/", invitation_views.accept, name="invitation"),
+    path("onboarding/", onboarding_views.checklist, name="onboarding"),
+    path("onboarding/<slug:step>/skip/", onboarding_views.skip, name="onboarding_skip"),
+    path("onboarding/reminder/", onboarding_views.dismiss, name="onboarding_dismiss"),
     path("accounts/", include("allauth.urls")),
     path("settings/api-keys/", api_key_views.api_keys, name="api_keys"),
     path("settings/api-keys/<int:pk>/revoke/", api_key_views.revoke, name="api_key_revoke"),
@@ -50,6 +60,7 @@ urlpatterns = [
         name="order_event_retry",
     ),
     path("switch-tenant/", views.switch_tenant, name="switch_tenant"),
+    path("logo/<slug:slug>/", merchant_account_views.logo_file, name="tenant_logo"),
     path("profile/", profile_views.my_profile, name="profile"),
     path("tickets/", include("tickets.urls")),
     path("tickets/", include("escalation.urls")),

@@ -20,7 +20,6 @@ from django.views.decorators.http import require_POST
 
 from helpdesk import members
 from helpdesk.errors import HelpdeskError, PermissionDenied
-from helpdesk.models import Role
 from helpdesk.permissions import ActingAgent, Capability, acting_agent_for_request, require
 from tickets.views import tenant_required
 
@@ -36,9 +35,16 @@ SECTIONS = [
     ("settings:escalation", gettext_lazy("Escalation"), Capability.MANAGE_EMPOWERMENT),
     ("webhook_subscriptions", gettext_lazy("Webhook subscriptions"), Capability.MANAGE_CHANNELS),
     ("webhooks", gettext_lazy("Webhook deliveries"), Capability.MANAGE_CHANNELS),
+    ("settings:imports", gettext_lazy("Import"), Capability.IMPORT_DATA),
     ("settings:audit", gettext_lazy("Audit log"), Capability.READ_AUDIT_LOG),
     # The API keys page lives beside this area (helpdesk/api_key_views.py).
     ("api_keys", gettext_lazy("API keys"), Capability.MANAGE_API_KEYS),
+    # The merchant's profile (helpdesk.account): admins and owners; export and deletion: owners.
+    ("settings:account", gettext_lazy("Account"), Capability.MANAGE_MEMBERS),
+    ("settings:exports", gettext_lazy("Data export"), Capability.MANAGE_MERCHANT),
+    ("settings:deletion", gettext_lazy("Delete merchant"), Capability.MANAGE_MERCHANT),
+    # The new merchant's checklist (helpdesk.onboarding), at /onboarding/.
+    ("onboarding", gettext_lazy("Getting started"), Capability.MANAGE_MEMBERS),
 ]
 AUDIT_PAGE_SIZE = 50
 
@@ -89,30 +95,12 @@ def settings_home(request: HttpRequest) -> HttpResponse:
 # --- members ---------------------------------------------------------------------------------
 
 
-def _assignable_roles(acting: ActingAgent) -> list[tuple[str, str]]:
-    """The roles this person may hand out: owners only by owners."""
-    return [
-        (value, label)
-        for value, label in Role.choices
-        if value != Role.OWNER or acting.can(Capability.MANAGE_MERCHANT)
-    ]
-
-
 @tenant_required
 def member_list(request: HttpRequest) -> HttpResponse:
-    acting = acting_with(request, Capability.MANAGE_MEMBERS)
-    memberships = request.tenant.memberships.select_related("user").order_by("user__username")
-    return render_settings(
-        request,
-        acting,
-        "settings/members.html",
-        {
-            "memberships": memberships,
-            "roles": _assignable_roles(acting),
-            "may_manage_owners": acting.can(Capability.MANAGE_MERCHANT),
-        },
-        section="settings:members",
-    )
+    """Who belongs, with the invite form and pending invitations (helpdesk.invitation_views)."""
+    from helpdesk.invitation_views import render_members
+
+    return render_members(request, acting_with(request, Capability.MANAGE_MEMBERS))
 
 
 @require_POST

@@ -1,7 +1,9 @@
 """People and merchants with fixed roles, as the style guide asks.
 
-``tenant_acme`` and ``tenant_globex`` are two merchants. Each has an agent whose email is
-``li@example.com``, so a query that forgets the tenant returns the wrong person.
+``tenant_acme`` and ``tenant_globex`` are two merchants, each with its own agent (``agent_li``,
+``globex_agent_li``). One email is one account on the platform, so the same person working for
+both is ``li_in_two_merchants``: one user, an agent at Acme and a supervisor at Globex, so a
+query that forgets the tenant or the role returns the wrong data.
 """
 
 from __future__ import annotations
@@ -70,9 +72,7 @@ def tenant_globex(db: None) -> Tenant:
 
 
 def _member(tenant: Tenant, username: str, role: str) -> Membership:
-    user = UserFactory(
-        username=username, email="li@example.com" if "li" in username else f"{username}@example.com"
-    )
+    user = UserFactory(username=username, email=f"{username}@example.com")
     return MembershipFactory(tenant=tenant, user=user, role=role)
 
 
@@ -84,6 +84,15 @@ def agent_li(tenant_acme: Tenant):
 @pytest.fixture
 def globex_agent_li(tenant_globex: Tenant):
     return _member(tenant_globex, "li.globex", Role.AGENT).user
+
+
+@pytest.fixture
+def li_in_two_merchants(tenant_acme: Tenant, tenant_globex: Tenant):
+    """One person, ``li@example.com``, an agent at Acme and a supervisor at Globex."""
+    li = UserFactory(username="li", email="li@example.com")
+    MembershipFactory(tenant=tenant_acme, user=li, role=Role.AGENT)
+    MembershipFactory(tenant=tenant_globex, user=li, role=Role.SUPERVISOR)
+    return li
 
 
 @pytest.fixture

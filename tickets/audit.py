@@ -146,6 +146,20 @@ class AuditKind(models.TextChoices):
     CALL_LOGGED = "call.logged", _("Call logged")
     CALL_BACK_SCHEDULED = "call_back.scheduled", _("Call-back scheduled")
     CALL_BACK_CANCELLED = "call_back.cancelled", _("Call-back cancelled")
+    DATA_IMPORTED = "data.imported", _("Customers or orders imported from a file")
+    MERCHANT_SETTINGS_CHANGED = "merchant.settings_changed", _("Account settings changed")
+    MERCHANT_LOGO_CHANGED = "merchant.logo_changed", _("Logo changed")
+    EXPORT_REQUESTED = "export.requested", _("Data export requested")
+    EXPORT_DOWNLOADED = "export.downloaded", _("Data export downloaded")
+    DELETION_REQUESTED = "merchant.deletion_requested", _("Deletion of the merchant requested")
+    DELETION_CANCELLED = "merchant.deletion_cancelled", _("Deletion of the merchant cancelled")
+    MERCHANT_CREATED = "merchant.created", _("Merchant created")
+    INVITATION_SENT = "invitation.sent", _("Invitation sent")
+    INVITATION_RESENT = "invitation.resent", _("Invitation sent again")
+    INVITATION_REVOKED = "invitation.revoked", _("Invitation revoked")
+    INVITATION_ACCEPTED = "invitation.accepted", _("Invitation accepted")
+    ONBOARDING_STEP_SKIPPED = "onboarding.step_skipped", _("Getting-started step skipped")
+    ONBOARDING_STEP_RESUMED = "onboarding.step_resumed", _("Getting-started step taken up again")
 
 
 # --- who acted ---------------------------------------------------------------------------------
@@ -386,6 +400,21 @@ FIELD_LABELS: dict[str, Any] = {
     "ignored_reason": _("Set aside as"),
     "sender": _("Sender"),
     "identity_kind": _("Kind of contact"),
+    "file": _("File"),
+    "rows": _("Rows"),
+    "created": _("Created"),
+    "updated": _("Updated"),
+    "unchanged": _("Unchanged"),
+    "failed": _("Rows with errors"),
+    "default_currency": _("Default currency"),
+    "time_zone": _("Time zone"),
+    "locale": _("Default language"),
+    "customer_languages": _("Languages offered to customers"),
+    "logo": _("Logo"),
+    "deletion_due_at": _("Deletion date"),
+    "slug": _("Shop address"),
+    "email": _("Email"),
+    "step": _("Step"),
 }
 
 # How routing chose (``rule`` in a routing event's details), in the reader's words.
@@ -430,7 +459,7 @@ def value_words(field: str, value: Any, people: Mapping[int, str] | None = None)
         return _choice_label(Ticket.Status, value)
     if field == "role":
         return _choice_label(Role, value)
-    if field == "language" and isinstance(value, str):
+    if field in {"language", "locale"} and isinstance(value, str):
         return language_words(value)
     if field == "priority":
         return _choice_label(Ticket.Priority, value)
@@ -587,6 +616,9 @@ OBJECT_LABELS: dict[str, Any] = {
     "servicetarget": _("Service-level target"),
     "macro": _("Macro"),
     "block": _("Blocked sender"),
+    "importjob": _("Import"),
+    "invitation": _("Invitation"),
+    "onboardingprogress": _("Getting started"),
 }
 
 
@@ -641,6 +673,18 @@ def _names_of(object_type: str, ids: list[int]) -> dict[int, tuple[str, str]]:
         rows = apps.get_model("tickets", "Block").objects.filter(pk__in=ids)
         return {
             pk: (value, reverse("settings:blocks")) for pk, value in rows.values_list("pk", "value")
+        }
+    if object_type == "importjob":
+        rows = apps.get_model("tickets", "ImportJob").objects.filter(pk__in=ids)
+        return {
+            pk: (name, reverse("settings:import", args=[pk]))
+            for pk, name in rows.values_list("pk", "original_name")
+        }
+    if object_type == "invitation":
+        rows = apps.get_model("helpdesk", "Invitation").objects.filter(tenant=tenant, pk__in=ids)
+        return {
+            pk: (email, reverse("settings:members"))
+            for pk, email in rows.values_list("pk", "email")
         }
     if object_type == "servicetarget":
         rows = apps.get_model("tickets", "ServiceTarget").objects.filter(pk__in=ids)

@@ -62,3 +62,22 @@ def sweep_routing() -> int:
         return changed + handed + missed
 
     return _each_active_tenant("routing sweep", one_tenant)
+
+
+@shared_task(base=tenancy.TenantTask, acks_late=True)
+def run_import(tenant_id: int, job_id: int) -> int | None:
+    """Import a customers or orders file chunk by chunk; the rows processed, or None when
+    another worker has the job. A worker lost mid-file is resumed after its last chunk."""
+    from tickets import imports
+
+    job = imports.run_import(job_id=job_id)
+    return job.processed_rows if job is not None else None
+
+
+@shared_task
+def sweep_imports() -> int:
+    """Celery beat: imports whose worker was lost are handed out again; files uploaded but never
+    started are let go (tickets.imports.sweep_imports)."""
+    from tickets import imports
+
+    return _each_active_tenant("import sweep", imports.sweep_imports)

@@ -117,11 +117,18 @@ def test_owner_sets_up_mail_groups_and_roles_and_the_agent_sees_the_ticket_in_th
     assert imap_result.startswith("IMAP works: Signed in to 127.0.0.1"), imap_result
     assert smtp_result.startswith("SMTP works: Connected to 127.0.0.1"), smtp_result
 
-    forwarding = page.inner_text("#forwarding-address")
+    forwarding_address = page.inner_text("#forwarding-email")
+    assert forwarding_address.startswith("acme+")
+    assert forwarding_address.endswith("@inbound.localhost")
+    page.click("button[data-copy='#forwarding-email']")
+    page.wait_for_selector("button[data-copy='#forwarding-email'][data-copied=true]")
+    assert page.evaluate("navigator.clipboard.readText()") == forwarding_address
+
+    forwarding = page.inner_text("#webhook-url")
     assert forwarding.startswith(f"{base}/inbound/acme/email/")
-    copy = page.locator("button[data-copy='#forwarding-address']")
+    copy = page.locator("button[data-copy='#webhook-url']")
     copy.click()
-    page.wait_for_selector("button[data-copy='#forwarding-address'][data-copied=true]")
+    page.wait_for_selector("button[data-copy='#webhook-url'][data-copied=true]")
     assert copy.inner_text() == "Copied"
     assert page.evaluate("navigator.clipboard.readText()") == forwarding
 

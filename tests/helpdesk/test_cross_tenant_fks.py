@@ -187,6 +187,11 @@ def build_one_of_everything(tenant) -> dict[str, object]:
         )
         SupervisorAlert.objects.create(kind="escalation_rate", title="Rate above target")
         ReasonCode.objects.create(code="damaged", label="Damaged", is_complaint=True)
+        # An import and a row it could not import (issue: merchant signup and onboarding).
+        from tickets.models import ImportJob, ImportRowError
+
+        import_job = ImportJob.objects.create(kind="orders", original_name="o.csv", format="csv")
+        ImportRowError.objects.create(job=import_job, line=2, message="Enter an order number")
         RawInbound.objects.create(
             account=account,
             external_id="<1@x>",
@@ -196,6 +201,34 @@ def build_one_of_everything(tenant) -> dict[str, object]:
             message=message,
             ticket=ticket,
         )
+        # Rows with no foreign key to guard, so every table has one (the export reads them all).
+        from helpdesk.models import IdempotentRequest, OrderFeed, TenantExport
+        from tickets.models import AgentPresence, Block, Macro, ServiceTarget
+
+        IdempotentRequest.objects.create(
+            key="k-1",
+            caller="user:1",
+            method="POST",
+            path="/api/v1/tickets/",
+            fingerprint="0" * 64,
+            expires_at=timezone.now(),
+        )
+        OrderFeed.objects.create(secret="s")
+        AgentPresence.objects.create(user=agent)
+        Block.objects.create(kind="email", value=f"spam@{tenant.slug}.example")
+        Macro.objects.create(name="Thanks", body="Thank you!")
+        ServiceTarget.objects.create(priority="normal", first_response_minutes=60)
+        TenantExport.objects.create(state="failed", error="disk full")
+        # The getting-started checklist's choices, and an invitation (a platform table that
+        # names its merchant, exported with it).
+        from helpdesk.invitations import hash_token
+        from helpdesk.models import Invitation, OnboardingProgress
+
+        OnboardingProgress.objects.create(skipped_steps=["wechat"])
+        Invitation.objects.create(
+            tenant=tenant, email=f"new@{tenant.slug}.example", token_hash=hash_token(tenant.slug),
+            sent_at=timezone.now(), expires_at=timezone.now(),
+        )  # fmt: skip
         # The newest account has no mailbox: a one-to-one reference may still point at it.
         ChannelAccount.objects.create(kind="chat", name="Spare")
     return {"ticket": ticket, "message": message, "customer": customer}

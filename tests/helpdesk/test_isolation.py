@@ -179,6 +179,23 @@ def test_agent_pages_never_show_another_merchants_ticket(two_merchants, agent_li
     assert li.get("/tickets/999/").status_code == 404
 
 
+def test_one_person_in_two_merchants_sees_each_merchants_tickets_only_there_in_its_role(
+    two_merchants, li_in_two_merchants
+):
+    li = login(li_in_two_merchants)
+    at_acme = li.get("/tickets/?status=all").content.decode()
+    assert "Acme problem" in at_acme and "Globex problem" not in at_acme
+    assert 'href="/supervisor/"' not in at_acme  # an agent at Acme
+
+    assert li.post("/switch-tenant/", {"tenant": "globex"}).status_code == 302
+    at_globex = li.get("/tickets/?status=all").content.decode()
+    assert "Globex problem" in at_globex and "Acme problem" not in at_globex
+    assert 'href="/supervisor/"' in at_globex  # a supervisor at Globex
+    # Globex's ticket #1 is Globex's now; Acme's #1 is out of reach while acting for Globex.
+    detail = li.get(f"/tickets/{two_merchants[1].number}/").content.decode()
+    assert "secret of globex" in detail and "secret of acme" not in detail
+
+
 def test_agent_cannot_change_another_merchants_ticket(two_merchants, tenant_globex, agent_li):
     second = make_world(tenant_globex, "someone@else.com", "Globex second problem", "2")
     assert second.number == 2  # Acme has no ticket #2

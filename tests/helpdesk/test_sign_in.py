@@ -66,21 +66,33 @@ def test_an_agent_signs_in_with_their_email(supervisor_wang):
     assert signed_in(client)
 
 
-def test_the_sign_in_page_is_the_helpdesks_own_and_offers_no_signup(agent_li):
+def test_the_sign_in_page_is_the_helpdesks_own_and_offers_signup_and_a_password_reset(agent_li):
     page = Client().get("/login/").content.decode()
     assert 'name="username"' in page and 'name="password"' in page
-    assert "Helpdesk" in page and "sign up" not in page.lower()
+    assert "Helpdesk" in page
+    assert 'href="/signup/"' in page and 'href="/accounts/password/reset/"' in page
 
 
-def test_nobody_can_sign_up_yet():
+def test_nobody_can_sign_up_while_signup_is_closed(settings):
+    settings.HELPDESK_SIGNUP_OPEN = False
     client = Client()
-    page = client.get("/accounts/signup/").content.decode()
-    assert "Sign Up Closed" in page
-    client.post(
-        "/accounts/signup/",
-        {"username": "mallory", "email": "m@example.com", "password1": "x9!long-enough-pw"},
-    )
-    assert not get_user_model().objects.filter(username="mallory").exists()
+    assert 'href="/signup/"' not in client.get("/login/").content.decode()
+    for address in ("/signup/", "/accounts/signup/"):
+        assert "Sign up is closed" in client.get(address).content.decode()
+        client.post(
+            address,
+            {
+                "shop_name": "Mallory",
+                "slug": "mallory",
+                "owner_name": "Mallory",
+                "email": "m@example.com",
+                "password1": "x9!long-enough-pw",
+                "default_currency": "CNY",
+                "time_zone": "Asia/Shanghai",
+                "language": "en",
+            },
+        )
+    assert not get_user_model().objects.filter(email="m@example.com").exists()
 
 
 def test_signing_out_ends_the_session(agent_li):

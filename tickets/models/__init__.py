@@ -16,6 +16,8 @@ from helpdesk.money import AMOUNT_DIGITS, AMOUNT_PLACES
 from helpdesk.tenancy import TenantOwned, require_tenant
 
 # Groups, presence, business hours and service targets: what routing reads (re-exported here).
+from tickets.models.imports import ImportJob as ImportJob
+from tickets.models.imports import ImportRowError as ImportRowError
 from tickets.models.reasons import ReasonCode as ReasonCode
 from tickets.models.routing import AgentPresence as AgentPresence
 from tickets.models.routing import Group
@@ -54,6 +56,9 @@ ACCOUNT_SCOPED_KINDS = frozenset({IdentityKind.WECHAT, IdentityKind.CHAT, Identi
 
 class Customer(TenantOwned):
     name = models.CharField(max_length=200, blank=True)
+    # The customer's id in the merchant's own system (their shop's customer number): imports
+    # find the customer by it (tickets.imports).
+    external_id = models.CharField(max_length=64, blank=True)
     locale = models.CharField(max_length=16, blank=True)
     notes = models.TextField(blank=True)
     # VIP customers' conversations are handed out before everyone else's.
@@ -71,6 +76,13 @@ class Customer(TenantOwned):
 
     class Meta:
         ordering = ["name", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "external_id"],
+                condition=~Q(external_id=""),
+                name="customer_unique_external_id",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name or f"Customer #{self.pk}"
