@@ -174,24 +174,17 @@ def _delete_rows(tenant: Tenant) -> dict[str, int]:
     """Delete every row of the merchant, the tenant row last; rows removed per table."""
     counts: dict[str, int] = {}
     quote = connection.ops.quote_name
-    append_only = []
     with tenancy.activate(tenant), connection.cursor() as cursor:
         for model in apps.get_models():
             if not issubclass(model, TenantOwned) or model._meta.proxy:
                 continue
             table = model._meta.db_table
-            if model.rls_append_only and connection.vendor == "postgresql":
-                # No policy lets anyone delete from an append-only table, the owner included
-                # (FORCE). The owner lifts FORCE inside this transaction only: a failure
-                # rolls it back with everything else.
-                cursor.execute(f"ALTER TABLE {quote(table)} NO FORCE ROW LEVEL SECURITY")
-                append_only.append(table)
-            # Foreign keys are checked at commit (deferred), so the order does not matter.
+            # Append-only tables (the audit log) have a DELETE policy for the owner role alone
+            # (helpdesk.rls). Foreign keys are checked at commit (deferred), so the order does
+            # not matter.
             cursor.execute(f"DELETE FROM {quote(table)} WHERE tenant_id = %s", [tenant.pk])
             if cursor.rowcount:
                 counts[table] = cursor.rowcount
-        for table in append_only:
-            cursor.execute(f"ALTER TABLE {quote(table)} FORCE ROW LEVEL SECURITY")
         for table, column in _tables_pointing_at_tenant():
             cursor.execute(f"DELETE FROM {quote(table)} WHERE {quote(column)} = %s", [tenant.pk])
             if cursor.rowcount:

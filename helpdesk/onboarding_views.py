@@ -25,6 +25,23 @@ def _chat_snippets(request: HttpRequest) -> list[tuple[str, str]]:
     ]
 
 
+def _forwarding(request: HttpRequest) -> list[tuple[object, str, object]]:
+    """(channel, forwarding address, its newest confirmation mail or None) of each active email
+    channel, for the email step: the code a mail host sends to finish forwarding is right there."""
+    from channels_in import forwarding
+    from channels_in.models import ChannelAccount
+
+    accounts = ChannelAccount.objects.filter(kind="email", is_active=True).order_by("pk")[:5]
+    found = []
+    for account in accounts:
+        account.tenant = request.tenant
+        latest = forwarding.latest_confirmations(account, limit=1)
+        found.append(
+            (account, forwarding.forwarding_address(account), latest[0] if latest else None)
+        )
+    return found
+
+
 @tenant_required
 def checklist(request: HttpRequest) -> HttpResponse:
     """The steps with their state; agents and supervisors go to their tickets instead."""
@@ -39,6 +56,7 @@ def checklist(request: HttpRequest) -> HttpResponse:
             "checklist": onboarding.checklist(request.tenant),
             "may_skip": acting.can(Capability.MANAGE_MERCHANT),
             "chat_snippets": _chat_snippets(request),
+            "forwarding": _forwarding(request),
         },
         section="onboarding",
     )

@@ -5,7 +5,8 @@ cannot be forgotten. Every statement is idempotent.
 
 - Row-level security on every tenant-owned table: ENABLE and FORCE (FORCE binds the table's
   owner too) and a policy comparing ``tenant_id`` with ``app.tenant_id``; append-only tables
-  (the audit log) get SELECT and INSERT policies only.
+  (the audit log) get SELECT and INSERT policies, and a DELETE policy for the owner role alone,
+  which deletes a merchant's rows when the merchant is deleted.
 - Same-tenant references: PostgreSQL checks foreign keys without row-level security, so a plain
   foreign key lets an Acme message point at a Globex ticket. Every foreign key from a
   tenant-owned model to another one also gets a composite key
@@ -48,11 +49,16 @@ def policy_statements(table: str, append_only: bool) -> list[str]:
         f'DROP POLICY IF EXISTS tenant_isolation ON "{table}"',
         f'DROP POLICY IF EXISTS tenant_read ON "{table}"',
         f'DROP POLICY IF EXISTS tenant_append ON "{table}"',
+        f'DROP POLICY IF EXISTS tenant_purge ON "{table}"',
     ]
     if append_only:
         statements += [
             f'CREATE POLICY tenant_read ON "{table}" FOR SELECT USING ({TENANT_MATCHES})',
             f'CREATE POLICY tenant_append ON "{table}" FOR INSERT WITH CHECK ({TENANT_MATCHES})',
+            # Only the role that migrates (the owner) may delete, one merchant at a time, when
+            # the merchant itself is deleted (helpdesk.deletion); the app role has no DELETE.
+            f'CREATE POLICY tenant_purge ON "{table}" FOR DELETE TO CURRENT_USER '
+            f"USING ({TENANT_MATCHES})",
         ]
     else:
         statements.append(

@@ -71,6 +71,7 @@ CUSTOMER_FIELDS = (
             "会员编号",
             "用户id",
             "外部id",
+            "外部编号",
         ),
     ),
     TargetField(
@@ -164,6 +165,7 @@ ORDER_FIELDS = (
             "会员id",
             "买家id",
             "用户id",
+            "客户外部编号",
         ),
     ),
     TargetField(

@@ -140,6 +140,18 @@ def test_a_gmail_confirmation_opens_no_ticket_and_its_code_and_link_show_on_the_
     assert "for shop.acme@gmail.com" in page
 
 
+def test_the_getting_started_checklist_gives_the_address_and_the_code_to_finish_forwarding(
+    smtp_port, acme_channel, owner_chen, tenant_acme
+):
+    client = login(owner_chen)
+    page = client.get("/onboarding/").content.decode()
+    assert f'id="forwarding-{acme_channel.pk}">{address_of(acme_channel)}</code>' in page
+    assert "573019284" not in page
+    send(smtp_port, [address_of(acme_channel)], sample("gmail_confirmation.eml"), "")
+    page = client.get("/onboarding/").content.decode()
+    assert f'<code id="onboarding-code-{acme_channel.pk}">573019284</code>' in page
+
+
 def test_qq_mail_and_exmail_confirmations_in_chinese_show_newest_first(
     smtp_port, acme_channel, admin_zhao, tenant_acme
 ):

@@ -16,7 +16,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import DatabaseError, connection, transaction
 
 from helpdesk import tenancy
-from helpdesk.db.roles import owner_login
+from helpdesk.db.roles import connected_as_owner, owner_login
 from helpdesk.permissions import SYSTEM
 from tests.conftest import login
 from tests.factories import CustomerFactory
@@ -125,6 +125,28 @@ def test_the_app_role_cannot_delete_or_update_audit_rows_even_of_its_own_tenant(
         assert "permission denied" in refused("DELETE FROM tickets_auditevent")
         assert "permission denied" in refused("UPDATE tickets_auditevent SET action = 'forged'")
         assert list(AuditEvent.objects.values_list("pk", "action")) == before
+
+
+@needs_owner_role
+@pytest.mark.django_db(transaction=True)
+def test_the_owner_role_deletes_audit_rows_only_of_the_merchant_it_acts_for(
+    tenant_acme, tenant_globex
+):
+    """Deleting a merchant (helpdesk.deletion) removes its audit rows as the owner role; even
+    the owner cannot reach another merchant's, nor any with no merchant active."""
+    open_ticket(tenant_acme, "acme audited")
+    open_ticket(tenant_globex, "globex audited")
+    with connected_as_owner(connection):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("DELETE FROM tickets_auditevent")
+            assert cursor.rowcount == 0  # no merchant active: no row is visible
+        with tenancy.activate(tenant_acme), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("DELETE FROM tickets_auditevent")
+            assert cursor.rowcount > 0
+    with tenancy.activate(tenant_acme):
+        assert not AuditEvent.objects.exists()
+    with tenancy.activate(tenant_globex):
+        assert AuditEvent.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
