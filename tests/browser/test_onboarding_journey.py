@@ -231,7 +231,7 @@ def test_a_new_merchant_goes_from_signup_to_an_agent_seeing_a_customers_orders(
     # 8. The agent opens the customer's mail: the orders the import brought are beside it.
     agent.goto(f"{server}/tickets/")
     agent.locator("table.tickets a", has_text="我的乌龙茶还没到").click()
-    agent.wait_for_url(f"{server}/tickets/{ticket.pk}/**")
+    agent.wait_for_url(f"{server}/tickets/{ticket.number}/**")
     card = agent.locator(".customer-card")
     card.get_by_text("BT00007").first.wait_for(timeout=10_000)
     assert "BT02007" in card.inner_text()  # the same buyer's other orders too
