@@ -22,8 +22,9 @@ TEST_ENV := DJANGO_SECRET_KEY=test-secret-key DJANGO_DEBUG=false DJANGO_SECURE_C
 
 DEV_ENV := DJANGO_DEBUG=true
 
-.PHONY: run test lint format install lock db-role bench bench-routing bench-db bench-data \
-	bench-dashboard bench-inbox bench-api bench-peer bench-import bench-webhooks bench-ws clean smtp
+.PHONY: run test lint format install lock db-role bench bench-ingest bench-routing bench-db bench-data \
+	bench-dashboard bench-inbox bench-api bench-peer bench-import bench-webhooks bench-ws \
+	bench-scaling clean smtp
 
 # Installs the exact versions of requirements-dev.lock (the tested combination), then the
 # project itself without resolving anything again.
@@ -72,7 +73,8 @@ test: $(STAMP) lint db-role
 	$(TEST_ENV) DATABASE_URL=sqlite:///:memory: $(BIN)/python manage.py makemigrations --check --dry-run
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
-bench: $(STAMP) db-role
+# Email ingest alone: messages/s, latencies, statements per message (bench/README.md).
+bench-ingest: $(STAMP) db-role
 	$(TEST_ENV) $(BIN)/python manage.py migrate --noinput -v0
 	$(TEST_ENV) REDIS_URL=redis://127.0.0.1:6379/14 $(BIN)/python bench/ingest.py $(BENCH_ARGS)
 
@@ -99,11 +101,12 @@ bench-ws: $(STAMP) db-role
 # The 1M-ticket benchmarks use a database of their own, so the dev and test databases stay small
 # (bench/README.md: about 2.1 GB for 1.1M tickets).
 BENCH_DB ?= helpdesk_bench
+BENCH_REDIS_DB ?= 14
 BENCH_ENV := $(TEST_ENV) \
 	DATABASE_URL=postgres://$(APP_ROLE)@$(PG_HOST):$(PG_PORT)/$(BENCH_DB) \
 	DATABASE_MIGRATE_URL=postgres://$(OWNER_ROLE)@$(PG_HOST):$(PG_PORT)/$(BENCH_DB) \
-	REDIS_URL=redis://127.0.0.1:6379/14
-BENCH_DATA_ARGS ?= --tickets 1000000 --tenant bench-1m --tenants 2
+	REDIS_URL=redis://127.0.0.1:6379/$(BENCH_REDIS_DB)
+BENCH_DATA_ARGS ?= --tickets 1000000 --tenant bench-1m --tenants 100
 
 bench-db: $(STAMP) db-role
 	@psql -h $(PG_HOST) -p $(PG_PORT) -U $(PG_SUPERUSER) -d postgres -qAt \
@@ -128,6 +131,20 @@ bench-api: bench-db
 # Ingest side by side with django-helpdesk 2.6.1 (its own virtualenv under .bench/, from PyPI).
 bench-peer: bench-db
 	$(BENCH_ENV) $(BIN)/python bench/peer.py $(BENCH_ARGS)
+
+# Inbound mail over HTTP with 1, 2 and 4 uvicorn and Celery processes: answers/s, filed/s and
+# memory per process (bench/README.md, docs/scaling.md). Its own Redis db: SCALING_REDIS_DB.
+SCALING_REDIS_DB ?= 14
+bench-scaling: bench-db
+	$(BENCH_ENV) REDIS_URL=redis://127.0.0.1:6379/$(SCALING_REDIS_DB) \
+		$(BIN)/python bench/scaling.py $(BENCH_ARGS)
+
+# Every benchmark at one scale (small: minutes; full: a million tickets, the figures of
+# docs/performance.md): data, each bench, bench/results/bench-<scale>-<time>.json and a markdown
+# table of the headlines against their targets. BENCH_ARGS: --only, --skip, --markdown PATH.
+SCALE ?= small
+bench: bench-db
+	$(BENCH_ENV) $(BIN)/python -m bench.run --scale $(SCALE) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles

@@ -38,6 +38,7 @@ from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from bench.inbox import measure  # noqa: E402
+from bench.results import add_json_argument, write_json  # noqa: E402
 from helpdesk import tenancy  # noqa: E402
 from helpdesk.models import ApiKey, Membership, Tenant  # noqa: E402
 from tickets.models import Customer, Order, Ticket  # noqa: E402
@@ -138,13 +139,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--slow-ms", type=float, default=100, help="explain the endpoints whose p95 passes this"
     )
+    add_json_argument(parser)
     options = parser.parse_args(argv)
     if options.runs < 1:
         parser.error("--runs must be >= 1")
     if connection.vendor != "postgresql":
         raise SystemExit("bench.api measures PostgreSQL: set DATABASE_URL")
-    for name, value in run(options).items():
+    figures = run(options)
+    for name, value in figures.items():
         print(f"{name}: {value}")
+    write_json(options.json, figures)
 
 
 if __name__ == "__main__":

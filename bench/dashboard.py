@@ -41,6 +41,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext, override_settings  # noqa: E402
 
+from bench.results import add_json_argument, write_json  # noqa: E402
 from bench.stats import percentile  # noqa: E402
 from escalation import metrics  # noqa: E402
 from helpdesk import tenancy  # noqa: E402
@@ -186,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--slow-ms", type=float, default=500, help="explain the metrics whose p95 passes this"
     )
+    add_json_argument(parser)
     options = parser.parse_args(argv)
     if options.metric_runs is None:
         options.metric_runs = options.runs
@@ -193,8 +195,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--runs, --metric-runs and --uncached-runs must be >= 1")
     if connection.vendor != "postgresql":
         raise SystemExit("bench.dashboard measures PostgreSQL: set DATABASE_URL")
-    for name, value in run(options).items():
+    figures = run(options)
+    for name, value in figures.items():
         print(f"{name}: {value}")
+    write_json(options.json, figures)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,17 @@
 """Bench data: a merchant with a million tickets, written fast and through the app's own walls.
 
-``python -m bench.generate --tickets 1000000 --tenant bench-1m`` (``make bench-data`` runs it on
-the ``helpdesk_bench`` database as the app's role). It creates, or completes, a bench merchant:
+``python -m bench.generate --tickets 1000000 --tenants 100 --tenant bench-1m`` (``make bench-data``
+runs it on the ``helpdesk_bench`` database as the app's role): a million tickets over a hundred
+merchants, the first (``bench-1m``) holding half and the others a Zipf share of the rest. It
+creates, or completes, each bench merchant:
 members (agents, supervisors, an admin, an owner), groups, reason codes (complaints and not), an
 escalation policy with a monthly remedy budget, the agents' remedy limits, then customers with
-identities, orders with order lines (SKUs, products, suppliers), tickets over the last 180 days
+identities, orders with order lines (SKUs, products, suppliers), tickets over the last two years
 (statuses, priorities, channels, reason codes, assignees, groups, service-level times), about
 4% of complaint tickets escalated with an ``Escalation`` each (every trigger), approval requests
 for the over-limit ones, remedies with Decimal amounts, and messages (one inbound per ticket, a
-reply where the ticket was answered). ``--tenants 2`` adds a second merchant with a tenth of the
-tickets, so a query that forgets its tenant reads the wrong rows.
+reply where the ticket was answered, and often a second exchange: about three a ticket). The
+merchants share the tables, so a query that forgets its tenant reads the wrong rows.
 
 Rows go in with PostgreSQL's COPY, one transaction per batch of tickets, as the app role with the
 merchant in ``app.tenant_id``. PostgreSQL refuses COPY into a table under row-level security, so
@@ -89,12 +91,18 @@ from tickets.models import (  # noqa: E402
 )
 from tickets.search import document_words  # noqa: E402
 
-DAYS = 180
-TICKETS_PER_CUSTOMER = 4
+# Two years of history: the "last 30 days" a dashboard reads are a small slice of the whole.
+DAYS = 730
+# 300,000 customers for a million tickets: some write more than once.
+CUSTOMERS_PER_TICKET = 0.3
+# Tickets with a second exchange (the customer writes again, the agent answers): with the first
+# message and its reply, about three messages a ticket.
+FOLLOW_UP_SHARE = 0.55
 # Orders nobody wrote about, per ticket: the defect rate's denominator is every order.
 QUIET_ORDERS_PER_TICKET = 0.3
-# The second and later merchants get this share of the first one's tickets.
-OTHER_TENANT_SHARE = 0.1
+# Of ``--tickets`` over ``--tenants`` merchants, the first holds this share; the others share
+# the rest on a Zipf curve (the k-th of them ∝ 1/k), as merchants of a real helpdesk do.
+LARGEST_SHARE = 0.5
 
 # (code, label, complaint, share of tickets, group): complaints add up to 40%.
 REASONS = [
@@ -202,6 +210,13 @@ INBOUND_EN = [
     "How do I get the {product} installed?",
     "I was told the {product} would be refunded, call me on {phone}.",
 ]
+FOLLOW_UPS = [
+    "还没有收到回复，请尽快处理，谢谢。",
+    "照片已经发过去了，请查看一下。",
+    "请问退款大概什么时候到账？",
+    "Any update on this? I am still waiting.",
+    "I have sent the photos you asked for.",
+]
 REPLIES = [
     "您好，已为您登记，我们会在24小时内联系您。",
     "抱歉给您带来不便，已为您安排处理。",
@@ -222,9 +237,9 @@ class Options:
     batch: int = 10_000
     analyze: bool = True
     progress: bool = True
-    # Give inbound email a Message-ID (``Message.external_id``, "<number>.<slug>@seed.bench.example")
-    # so generated mail can reply to it (bench/peer.py).
-    message_ids: bool = False
+    # Give inbound email a Message-ID (``Message.external_id``, "<number>.<slug>@seed.bench.example"),
+    # as real mail has, so generated mail can reply to it (bench/peer.py).
+    message_ids: bool = True
 
 
 @dataclass(frozen=True)
@@ -257,7 +272,7 @@ class Cast:
     supervisors: list[int]
     groups: dict[str, int]
     skus: list[Sku]
-    message_ids: bool = False  # Options.message_ids
+    message_ids: bool = True  # Options.message_ids
 
 
 @dataclass
@@ -419,6 +434,19 @@ def tenant_slugs(options: Options) -> list[str]:
     return [options.tenant] + [f"{options.tenant}-{n}" for n in range(2, options.tenants + 1)]
 
 
+def tenant_sizes(total: int, tenants: int) -> list[int]:
+    """Tickets per merchant, adding up to ``total``: the first holds ``LARGEST_SHARE``, the k-th
+    of the others a share of the rest proportional to 1/k (at least one ticket each)."""
+    if tenants == 1:
+        return [total]
+    largest = math.ceil(total * LARGEST_SHARE)
+    rest = total - largest
+    weights = [1 / k for k in range(1, tenants)]
+    others = [max(1, math.floor(rest * w / sum(weights))) for w in weights]
+    others[0] += max(0, rest - sum(others))  # what the rounding down left over
+    return [largest, *others]
+
+
 def ensure_cast(slug: str, tickets: int, seed: int, currency: str = "CNY") -> Cast:
     """The bench merchant ``slug`` with its people, groups, reason codes, escalation policy and
     the agents' remedy limits, created where missing (the same ones on every run)."""
@@ -555,7 +583,7 @@ class Batch:
         span = timedelta(days=DAYS).total_seconds()
 
         count = end - start
-        self.customers = ids.block(Customer, max(1, math.ceil(count / TICKETS_PER_CUSTOMER)))
+        self.customers = ids.block(Customer, max(1, math.ceil(count * CUSTOMERS_PER_TICKET)))
         for k, customer_id in enumerate(self.customers):
             self.add_customer(customer_id, f"c{start}-{k}@{cast.tenant.slug}.bench.example")
         self.order_prefix = f"B{start:07d}-"
@@ -679,11 +707,20 @@ class Batch:
                     status, closed = "solved", None
         first_breach = first_due if (responded or anchor) > first_due else None
         resolution_breach = resolution_due if (solved or anchor) > resolution_due else None
+        # A second exchange: the customer writes again after the first answer, the agent
+        # answers that too (before the ticket was solved).
+        follow_up = follow_up_reply = None
+        if responded is not None and rng.random() < FOLLOW_UP_SHARE:
+            follow_up = self.before_now(responded + timedelta(hours=rng.uniform(0.5, 24)))
+            follow_up_reply = self.before_now(follow_up + timedelta(hours=rng.uniform(0.2, 8)))
+            if solved is not None:
+                follow_up = min(follow_up, solved)
+                follow_up_reply = min(follow_up_reply, solved)
         escalated = None
         chance = (0.04 * agent.escalates if agent else 0.02) if complaint else 0.005
         if rng.random() < chance:
             escalated = self.before_now(created + timedelta(minutes=rng.uniform(10, 2880)))
-        moments = (created, responded, solved, closed, escalated)
+        moments = (created, responded, follow_up, follow_up_reply, solved, closed, escalated)
         subject = f"{product.product_name} #{number}"
         self.add(
             Ticket,
@@ -701,7 +738,7 @@ class Batch:
             language="zh-hans" if rng.random() < 0.85 else "en",
             created_at=created,
             updated_at=max(moment for moment in moments if moment is not None),
-            last_customer_message_at=created,
+            last_customer_message_at=follow_up or created,
             solved_at=solved,
             closed_at=closed,
             assigned_at=created + timedelta(minutes=1) if agent else None,
@@ -756,6 +793,18 @@ class Batch:
             reply = rng.choice(REPLIES)
             self.add_message(ticket_id, channel, subject, reply, responded, agent_id=agent.user_id)
             search.append(_words(reply))
+        if follow_up is not None and follow_up_reply is not None:
+            text = rng.choice(FOLLOW_UPS)
+            self.add_message(
+                ticket_id, channel, f"Re: {subject}", text, follow_up, customer_id=customer_id,
+                external_id=f"{number}.2.{self.cast.tenant.slug}@seed.bench.example"
+                if channel == "email" else "",
+            )  # fmt: skip
+            answer = rng.choice(REPLIES)
+            self.add_message(
+                ticket_id, channel, subject, answer, follow_up_reply, agent_id=agent.user_id
+            )
+            search += [_words(text), _words(answer)]
         self.rows[Ticket][-1]["search_text"] = " ".join(word for word in search if word)
         if escalated is not None:
             self.add_escalation(ticket_id, customer_id, order, agent, group_key, escalated)
@@ -1130,15 +1179,16 @@ def generate(options: Options) -> dict[str, object]:
     started = time.perf_counter()
     anchor = timezone.now().astimezone(UTC)
     casts, jobs = {}, []
-    for n, slug in enumerate(tenant_slugs(options)):
-        target = options.tickets if n == 0 else max(1, round(options.tickets * OTHER_TENANT_SHARE))
+    sizes = tenant_sizes(options.tickets, options.tenants)
+    for n, (slug, target) in enumerate(zip(tenant_slugs(options), sizes, strict=True)):
         existing = Tenant.objects.filter(slug=slug).first()
         if options.fresh and existing is not None:
             delete_started = time.perf_counter()
             deleted = delete_rows(existing)
             seconds = time.perf_counter() - delete_started
             print(f"deleted {deleted} rows of {slug} in {seconds:.1f} s", file=sys.stderr)
-        cast = ensure_cast(slug, target, options.seed, currency="CNY" if n == 0 else "USD")
+        currency = "USD" if n % 2 else "CNY"  # both in the same tables: a leak would show
+        cast = ensure_cast(slug, target, options.seed, currency=currency)
         cast.message_ids = options.message_ids
         casts[slug] = cast
         jobs += plan(cast, target, options.batch)
@@ -1157,12 +1207,17 @@ def generate(options: Options) -> dict[str, object]:
         analyze_seconds = time.perf_counter() - analyze_started
     with tenancy.activate(casts[options.tenant].tenant):
         tickets = Ticket.objects.count()
+    smallest = list(casts)[sizes.index(min(sizes))]
     written = sum(report.rows.values())
     results: dict[str, object] = {
         "bench_tenant": options.tenant,
         "bench_tenants": ",".join(casts),
         "database": connection.settings_dict["NAME"],
         "tickets": tickets,
+        "tenants": len(casts),
+        "tickets_all_tenants": sum(sizes),
+        "tickets_smallest_tenant": min(sizes),
+        "smallest_tenant": smallest,
         "tickets_created": report.tickets_created,
         "batches": report.batches,
         "workers": min(options.workers, max(1, len(jobs))),
@@ -1189,11 +1244,16 @@ def generate(options: Options) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--tickets", type=int, default=Options.tickets, help="tickets of the bench merchant"
+        "--tickets", type=int, default=Options.tickets, help="tickets of all the merchants"
     )
-    parser.add_argument("--tenant", default=Options.tenant, help="slug of the bench merchant")
     parser.add_argument(
-        "--tenants", type=int, default=1, help="merchants; the others get a tenth of the tickets"
+        "--tenant", default=Options.tenant, help="slug of the bench merchant (the largest)"
+    )
+    parser.add_argument(
+        "--tenants",
+        type=int,
+        default=1,
+        help="merchants sharing --tickets: the first holds half, the others a Zipf share of the rest",
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated data")
     parser.add_argument("--fresh", action="store_true", help="delete the merchants' rows first")

@@ -38,6 +38,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from bench.dashboard import ms, slowest_plan, timed  # noqa: E402
+from bench.results import add_json_argument, write_json  # noqa: E402
 from bench.stats import percentile  # noqa: E402
 from helpdesk import tenancy  # noqa: E402
 from helpdesk.models import Membership, Tenant  # noqa: E402
@@ -192,13 +193,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--slow-ms", type=float, default=50, help="explain the pages whose p95 passes this"
     )
+    add_json_argument(parser)
     options = parser.parse_args(argv)
     if options.runs < 1:
         parser.error("--runs must be >= 1")
     if connection.vendor != "postgresql":
         raise SystemExit("bench.inbox measures PostgreSQL: set DATABASE_URL")
-    for name, value in run(options).items():
+    figures = run(options)
+    for name, value in figures.items():
         print(f"{name}: {value}")
+    write_json(options.json, figures)
 
 
 if __name__ == "__main__":

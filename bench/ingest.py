@@ -1,11 +1,11 @@
 """End-to-end inbound mail ingest benchmark: raw bytes in, tickets, messages and attachments out.
 
-Run from the repository root: ``python bench/ingest.py`` (``make bench`` runs it on PostgreSQL as
-the app's role). It creates a bench merchant with an email channel, generates a realistic mix of
-mail and times ``store_raw`` + ``process_raw`` for every message, counts the SQL statements of
-one message, then compares the throughput of 1 and of several worker processes sharing one
-merchant. Results go to stdout as ``name: value`` lines; progress and log messages go to stderr.
-See bench/README.md.
+Run from the repository root: ``python bench/ingest.py`` (``make bench-ingest`` runs it on
+PostgreSQL as the app's role). It creates a bench merchant with an email channel, generates a
+realistic mix of mail and times ``store_raw`` + ``process_raw`` for every message, counts the SQL
+statements of one message, then compares the throughput of 1 and of several worker processes
+sharing one merchant. Results go to stdout as ``name: value`` lines; progress and log messages go
+to stderr. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from django.utils import timezone  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bench.files import pdf, png  # noqa: E402
+from bench.results import add_json_argument, write_json  # noqa: E402
 from bench.stats import percentile  # noqa: E402
 from channels_in.base import AdapterError, Envelope  # noqa: E402
 from channels_in.models import ChannelAccount, Mailbox, RawInbound  # noqa: E402
@@ -629,13 +630,16 @@ def main(argv: list[str] | None = None) -> None:
         metavar="N",
         help="messages for each worker run (default: --messages)",
     )
+    add_json_argument(parser)
     options = parser.parse_args(argv)
     if options.messages < 0 or options.customers < 1 or options.workers < 0:
         parser.error("--messages and --workers must be >= 0 and --customers >= 1")
     if options.worker_messages is None:
         options.worker_messages = options.messages
-    for name, value in run(options).items():
+    figures = run(options)
+    for name, value in figures.items():
         print(f"{name}: {value}")
+    write_json(options.json, figures)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,20 @@
-"""Inbound mail side by side with django-helpdesk 2.6.1: the same mails, the same run, turn about.
+"""Inbound mail and the ticket list side by side with django-helpdesk 2.6.1, in the same run.
 
 Run from the repository root with the project's virtualenv, on the bench database
 (``make bench-peer``). It installs django-helpdesk into a virtualenv of its own
 (``.bench/peer-venv``) when missing, seeds both sides with ``--seed-tickets`` tickets once, then
-for every round generates fresh mail and has each side ingest it one message at a time in its own
-process: the project's worker path (``store_raw`` + ``process_raw``) and django-helpdesk's
-per-message mail path (what ``get_email`` runs for each fetched mail). After each round it checks
-what every mail became on both sides. Results go to stdout as ``name: value`` lines and to a JSON
-file; progress to stderr. See bench/README.md.
+runs the phases (``--phases``):
+
+- ``ingest``: for every round, fresh mail that each side ingests one message at a time in its
+  own process: the project's worker path (``store_raw`` + ``process_raw``) and django-helpdesk's
+  per-message mail path (what ``get_email`` runs for each fetched mail); then a check of what
+  every mail became on both sides.
+- ``list``: the agent's ticket list and a search, whole requests through Django's test client,
+  each side in its own process: the project's default inbox (bench/inbox.py's helpers) and
+  django-helpdesk's list page with the DataTables request that fills it.
+
+Results go to stdout as ``name: value`` lines and to a JSON file; progress to stderr. See
+bench/README.md.
 """
 
 from __future__ import annotations
@@ -47,6 +54,11 @@ PEER_REQUIREMENTS = PEER_DIR / "requirements.txt"
 SUPPORT_ADDRESS = "support@bench.example"
 PLACEHOLDER = re.compile(rb"@@(TOKEN|MSGID|ADDR):([sm])(\d+)@@")
 SIDES = ("project", "peer")
+PHASES = ("ingest", "list")
+# The search both lists are timed with: a common Chinese word (bench/inbox.py's search_chinese).
+LIST_SEARCH = "破损"
+# Past this relative difference in tickets the two lists do not read the same size.
+LIST_SIZE_TOLERANCE = 0.05
 CHECKS = ("stored", "threading", "subject", "chinese_body", "body", "attachments")
 
 # The mix (weights sum to 1). Every new conversation comes from a sender of its own, so a new
@@ -648,6 +660,75 @@ def project_round(*, tenant_slug: str, mails_path: Path, out: Path) -> None:
     out.write_text(json.dumps(result))
 
 
+def project_list(*, tenant_slug: str, runs: int, search: str) -> dict[str, Any]:
+    """The project's side of the list phase, with bench/inbox.py's helpers: the default inbox
+    (``/tickets/``) of the merchant's supervisor, who like the peer's staff sees every ticket,
+    and of an agent (one group); the view counts the page loads after itself; and the
+    supervisor's search of every ticket for ``search``, as the peer's search spans all its
+    statuses."""
+    _django()
+    from functools import partial
+    from urllib.parse import quote
+
+    from bench.inbox import client_for, get, measure
+    from helpdesk import tenancy
+    from helpdesk.models import Tenant
+    from tickets.inbox import UNSOLVED
+    from tickets.models import Ticket
+
+    tenant = Tenant.objects.filter(slug=tenant_slug).first()
+    if tenant is None:
+        raise SystemExit(f"no merchant {tenant_slug}: run the setup first")
+    with tenancy.activate(tenant):
+        figures: dict[str, Any] = {
+            "tickets": Ticket.objects.count(),
+            "open_tickets": Ticket.objects.filter(status__in=UNSOLVED).count(),
+        }
+    supervisor = client_for(f"{tenant_slug}-supervisor-0")
+    agent = client_for(f"{tenant_slug}-agent-0")
+    pages = {
+        "list": (supervisor, "/tickets/"),
+        "list_agent": (agent, "/tickets/"),
+        "list_counts": (supervisor, "/tickets/counts/"),
+        "search": (supervisor, f"/tickets/?view=all&q={quote(search)}"),
+    }
+    for name, (client, url) in pages.items():
+        call = partial(get, client, url)
+        # No plans printed: this process's output goes to a log file.
+        measure(figures, name, call, tenant=tenant, label=url, runs=runs, slow_ms=float("inf"))
+    return figures
+
+
+def list_ratios(figures: dict[str, Any]) -> dict[str, Any]:
+    """How many times faster the project's list and search are than the peer's, at p50 and
+    p95 (the peer's page and its table request together over the project's page), and how far
+    apart the two sides' ticket counts are."""
+    ratios: dict[str, Any] = {}
+    for name in ("list", "search"):
+        for stat in ("p50", "p95"):
+            project = figures.get(f"project_{name}_{stat}_ms")
+            peer = figures.get(f"peer_{name}_{stat}_ms")
+            if project and peer is not None:
+                ratios[f"ratio_{name}_{stat}"] = round(peer / project, 2)
+    project_tickets = figures.get("project_list_tickets", 0)
+    peer_tickets = figures.get("peer_list_tickets", 0)
+    if project_tickets and peer_tickets:
+        gap = abs(project_tickets - peer_tickets) / max(project_tickets, peer_tickets)
+        ratios["list_size_gap"] = round(gap, 3)
+    return ratios
+
+
+def parse_phases(text: str) -> tuple[str, ...]:
+    """``--phases``: a comma-separated subset of :data:`PHASES`, run in their fixed order."""
+    asked = {part.strip() for part in text.split(",") if part.strip()}
+    unknown = asked - set(PHASES)
+    if unknown or not asked:
+        raise argparse.ArgumentTypeError(
+            f"phases are {', '.join(PHASES)} (comma-separated), not {text!r}"
+        )
+    return tuple(phase for phase in PHASES if phase in asked)
+
+
 def mail_of(spec: dict[str, Any]) -> Mail:
     return Mail(**(spec | {"raw": base64.b64decode(spec["raw"])}))
 
@@ -733,40 +814,22 @@ def summary(side: str, rounds: list[dict[str, Any]], mails: list[list[Mail]]) ->
     return figures
 
 
-def run(options: argparse.Namespace) -> tuple[dict[str, Any], bool]:
-    """Seed both sides, run the rounds turn about, check each; the figures and whether every
-    check that counts passed."""
-    figures: dict[str, Any] = {"loadavg_1m_start": round(_loadavg(), 2)}
+@dataclass(frozen=True)
+class Sides:
+    """How to start each side's steps, shared by the phases."""
+
+    me: list[str]  # the project's python running this file
+    runner: list[str]  # the peer's python running bench/peer/runner.py
+    tenant: str
+    workdir: Path
+    env: dict[str, str]
+
+
+def ingest_phase(options: argparse.Namespace, sides: Sides) -> tuple[dict[str, Any], bool]:
+    """The rounds, turn about, each side's round checked; the figures and whether every check
+    that counts passed."""
+    figures: dict[str, Any] = {"messages_per_round": options.messages, "rounds": options.rounds}
     stamp = time.strftime("%Y%m%d%H%M%S")
-    workdir = Path(tempfile.mkdtemp(prefix="helpdesk-bench-peer-"))
-    env = os.environ.copy()
-    env["MEDIA_ROOT"] = str(workdir / "project-media")
-    env["PEER_MEDIA_ROOT"] = str(workdir / "peer-media")
-    peer_db = options.peer_db or f"helpdesk_peer_{options.seed_tickets}"
-    env["PEER_DB_NAME"] = peer_db
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    peer_python = ensure_peer_venv(options.peer_venv)
-    tenant = options.project_tenant or f"bench-peer-{options.seed_tickets}"
-    me = [sys.executable, str(Path(__file__).resolve())]
-    runner = [str(peer_python), str(PEER_DIR / "runner.py")]
-    print(f"setup: seeding both sides to {options.seed_tickets:,} tickets", file=sys.stderr)
-    seed_tickets = str(options.seed_tickets)
-    peer_setup = run_step(
-        [*runner, "setup", "--seed-tickets", seed_tickets], out=workdir / "peer-setup.json", env=env
-    )
-    own_setup = run_step(
-        [*me, "project-setup", "--tenant", tenant, "--seed-tickets", seed_tickets],
-        out=workdir / "project-setup.json",
-        env=env,
-    )
-    figures |= {
-        "project_tenant": tenant,
-        "project_seeded_tickets": own_setup["tickets"],
-        "peer_database": peer_db,
-        "peer_seeded_tickets": peer_setup["tickets"],
-        "messages_per_round": options.messages,
-        "rounds": options.rounds,
-    }
     results: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
     failed: Counter[str] = Counter()
     sent: list[list[Mail]] = []
@@ -778,17 +841,17 @@ def run(options: argparse.Namespace) -> tuple[dict[str, Any], bool]:
         )
         mails = mix.messages(options.messages)
         sent.append(mails)
-        mails_path = workdir / f"mails-{number}.json"
+        mails_path = sides.workdir / f"mails-{number}.json"
         spec = {"seed_tickets": options.seed_tickets, "mails": [m.as_json() for m in mails]}
         mails_path.write_text(json.dumps(spec))
         for side in SIDES:
-            out = workdir / f"{side}-{number}.json"
+            out = sides.workdir / f"{side}-{number}.json"
             print(f"round {number}: {side}, {len(mails):,} mails", file=sys.stderr)
             if side == "project":
-                command = [*me, "project-round", "--tenant", tenant]
+                command = [*sides.me, "project-round", "--tenant", sides.tenant]
             else:
-                command = [*runner, "round"]
-            result = run_step([*command, "--mails", str(mails_path)], out=out, env=env)
+                command = [*sides.runner, "round"]
+            result = run_step([*command, "--mails", str(mails_path)], out=out, env=sides.env)
             for error in result.get("errors", [])[:5]:
                 print(f"round {number}: {side}: {error}", file=sys.stderr)
             results[side].append(result)
@@ -818,16 +881,99 @@ def run(options: argparse.Namespace) -> tuple[dict[str, Any], bool]:
         figures["ratio_ceiling_database_only"] = round(peer_ms / db_ms, 2)
         parse_ms = figures.get("project_parse_ms_per_message", 0.0)
         figures["ratio_ceiling_database_and_parsing"] = round(peer_ms / (db_ms + parse_ms), 2)
-    figures["loadavg_1m_end"] = round(_loadavg(), 2)
-    if options.keep_files:
-        print(f"kept the mails and media in {workdir}", file=sys.stderr)
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
     failing_sides = ["project"] if options.allow_peer_failures else list(SIDES)
     passed = not any(
         figures[f"{side}_failed"] or any(failed[f"{side}_{name}"] for name in CHECKS)
         for side in failing_sides
     )
+    return figures, passed
+
+
+def list_phase(options: argparse.Namespace, sides: Sides) -> dict[str, Any]:
+    """Each side's ticket list and search, timed in a process of its own (the project first,
+    then the peer); the figures prefixed by side, and the ratios."""
+    runs, search = str(options.list_runs), options.list_search
+    print(f"list: project, {runs} requests of each page", file=sys.stderr)
+    project = run_step(
+        [*sides.me, "project-list", "--tenant", sides.tenant, "--runs", runs, "--search", search],
+        out=sides.workdir / "project-list.json",
+        env=sides.env,
+    )
+    print(f"list: peer, {runs} requests of each page", file=sys.stderr)
+    peer = run_step(
+        [*sides.runner, "list", "--runs", runs, "--search", search],
+        out=sides.workdir / "peer-list.json",
+        env=sides.env,
+    )
+    figures: dict[str, Any] = {"list_runs": options.list_runs, "list_search": search}
+    # The sizes first: the lists must read tickets of the same number.
+    for side, result in (("project", project), ("peer", peer)):
+        figures[f"{side}_list_tickets"] = result.pop("tickets")
+        figures[f"{side}_list_open_tickets"] = result.pop("open_tickets")
+    figures |= {f"project_{name}": value for name, value in project.items()}
+    figures |= {f"peer_{name}": value for name, value in peer.items()}
+    figures |= list_ratios(figures)
+    if figures.get("list_size_gap", 0) > LIST_SIZE_TOLERANCE:
+        print(
+            f"list: the sides differ in size ({figures['project_list_tickets']:,} tickets here,"
+            f" {figures['peer_list_tickets']:,} in the peer): the lists are not comparable",
+            file=sys.stderr,
+        )
+    return figures
+
+
+def run(options: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    """Seed both sides, then run the phases; the figures and whether every check that counts
+    passed."""
+    figures: dict[str, Any] = {"loadavg_1m_start": round(_loadavg(), 2)}
+    workdir = Path(tempfile.mkdtemp(prefix="helpdesk-bench-peer-"))
+    env = os.environ.copy()
+    env["MEDIA_ROOT"] = str(workdir / "project-media")
+    env["PEER_MEDIA_ROOT"] = str(workdir / "peer-media")
+    peer_db = options.peer_db or f"helpdesk_peer_{options.seed_tickets}"
+    env["PEER_DB_NAME"] = peer_db
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    peer_python = ensure_peer_venv(options.peer_venv)
+    sides = Sides(
+        me=[sys.executable, str(Path(__file__).resolve())],
+        runner=[str(peer_python), str(PEER_DIR / "runner.py")],
+        tenant=options.project_tenant or f"bench-peer-{options.seed_tickets}",
+        workdir=workdir,
+        env=env,
+    )
+    print(f"setup: seeding both sides to {options.seed_tickets:,} tickets", file=sys.stderr)
+    seed_tickets = str(options.seed_tickets)
+    peer_setup = run_step(
+        [*sides.runner, "setup", "--seed-tickets", seed_tickets],
+        out=workdir / "peer-setup.json",
+        env=env,
+    )
+    own_setup = run_step(
+        [*sides.me, "project-setup", "--tenant", sides.tenant, "--seed-tickets", seed_tickets],
+        out=workdir / "project-setup.json",
+        env=env,
+    )
+    figures |= {
+        "project_tenant": sides.tenant,
+        "project_seeded_tickets": own_setup["tickets"],
+        "peer_database": peer_db,
+        "peer_seeded_tickets": peer_setup["tickets"],
+    }
+    if peer_setup.get("seeded"):  # seeded in this run: how fast
+        figures["peer_seeded_now"] = peer_setup["seeded"]
+        figures["peer_seed_seconds"] = peer_setup["seed_seconds"]
+        figures["peer_seed_tickets_per_second"] = peer_setup["seed_tickets_per_second"]
+    passed = True
+    if "ingest" in options.phases:
+        ingest, passed = ingest_phase(options, sides)
+        figures |= ingest
+    if "list" in options.phases:
+        figures |= list_phase(options, sides)
+    figures["loadavg_1m_end"] = round(_loadavg(), 2)
+    if options.keep_files:
+        print(f"kept the mails and media in {workdir}", file=sys.stderr)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     return figures, passed
 
 
@@ -842,6 +988,18 @@ def main(argv: list[str] | None = None) -> None:
     round_parser.add_argument("--tenant", required=True)
     round_parser.add_argument("--mails", type=Path, required=True)
     round_parser.add_argument("--out", type=Path, required=True)
+    list_parser = commands.add_parser("project-list", help="(internal) the project's list")
+    list_parser.add_argument("--tenant", required=True)
+    list_parser.add_argument("--runs", type=int, required=True)
+    list_parser.add_argument("--search", required=True)
+    list_parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--phases",
+        type=parse_phases,
+        default=PHASES,
+        metavar="ingest,list",
+        help="what to run after seeding (both)",
+    )
     parser.add_argument("--messages", type=int, default=2_000, help="mails per round")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; each side ingests each")
     parser.add_argument("--seed-tickets", type=int, default=100_000, help="tickets on each side")
@@ -854,6 +1012,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--peer-venv", type=Path, default=REPO / ".bench" / "peer-venv", help="its virtualenv"
+    )
+    parser.add_argument(
+        "--list-runs", type=int, default=50, help="timed requests of each list page"
+    )
+    parser.add_argument(
+        "--list-search", default=LIST_SEARCH, metavar="WORD", help="the word both sides search"
     )
     parser.add_argument("--json", type=Path, help="result file (bench/results/peer-<time>.json)")
     parser.add_argument("--keep-files", action="store_true", help="keep the mails and media")
@@ -870,8 +1034,14 @@ def main(argv: list[str] | None = None) -> None:
     if options.command == "project-round":
         project_round(tenant_slug=options.tenant, mails_path=options.mails, out=options.out)
         return
-    if options.messages < 1 or options.rounds < 2 or options.seed_tickets < 1:
-        parser.error("--messages and --seed-tickets must be >= 1, --rounds >= 2")
+    if options.command == "project-list":
+        figures = project_list(tenant_slug=options.tenant, runs=options.runs, search=options.search)
+        options.out.write_text(json.dumps(figures))
+        return
+    if options.seed_tickets < 1 or options.list_runs < 1:
+        parser.error("--seed-tickets and --list-runs must be >= 1")
+    if "ingest" in options.phases and (options.messages < 1 or options.rounds < 2):
+        parser.error("--messages must be >= 1, --rounds >= 2")
     figures, passed = run(options)
     for name, value in figures.items():
         print(f"{name}: {value}")

@@ -40,6 +40,7 @@ from django.db import connection, connections, transaction  # noqa: E402
 from django.db.models import Count  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from bench.results import add_json_argument, write_json  # noqa: E402
 from bench.stats import percentile  # noqa: E402
 from helpdesk import tenancy  # noqa: E402
 from helpdesk.models import Membership, Role, Tenant  # noqa: E402
@@ -222,11 +223,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--workers", type=int, default=4, help="worker processes in the concurrent run"
     )
+    add_json_argument(parser)
     options = parser.parse_args(argv)
     if options.arrivals < 1 or options.agents < 1 or options.workers < 1:
         parser.error("--arrivals, --agents and --workers must be >= 1")
-    for name, value in run(options).items():
+    figures = run(options)
+    for name, value in figures.items():
         print(f"{name}: {value}")
+    write_json(options.json, figures)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,21 @@
-"""How fast a WeChat push is answered while email ingest runs at full speed.
+"""How fast a WeChat push and a Twilio call webhook are answered while email ingest runs at full
+speed.
 
 WeChat gives a server 5 seconds to answer a push before it retries (three times, then tells the
-customer the account cannot answer). The endpoint only verifies, stores and queues; this bench
-checks that it stays fast while the machine is busy filing mail.
+customer the account cannot answer); Twilio waits 15 seconds for a call's TwiML, while the caller
+hears silence. The endpoints only verify, store and queue (the phone channel also answers with
+TwiML naming who is on duty); this bench checks that they stay fast while the machine is busy
+filing mail.
 
 Run from the repository root: ``python bench/webhooks.py`` (``make bench-webhooks`` runs it on
-PostgreSQL as the app's role). It creates a bench merchant with an email channel and a WeChat
-channel in safe mode, starts the real server (uvicorn, ``helpdesk.asgi``, one process, Celery
-handing tasks to Redis as in production) on a free port, then fires signed, encrypted pushes at
-it with ``http.client`` from a few threads: first with the machine idle, then while
+PostgreSQL as the app's role). It creates a bench merchant with an email channel, a WeChat
+channel in safe mode and a phone channel (a Twilio number), starts the real server (uvicorn,
+``helpdesk.asgi``, one process, Celery handing tasks to Redis as in production) on a free port,
+then fires signed, encrypted WeChat pushes and signed Twilio incoming-call webhooks at it with
+``http.client`` from a few threads: first with the machine idle, then while
 ``--ingest-processes`` processes store and file generated mail (``bench/ingest.py``'s mix) as
-fast as they can. Afterwards the stored pushes are filed, to show they were whole. Results go
-to stdout as ``name: value`` lines. See bench/README.md.
+fast as they can. Afterwards the stored deliveries are filed, to show they were whole. Results
+go to stdout as ``name: value`` lines. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -42,10 +46,12 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 from django.db import connections  # noqa: E402
 
 from bench.ingest import MailMix, bench_channel, delete_bench_data  # noqa: E402 (sets Django up)
+from bench.results import add_json_argument, write_json  # noqa: E402
 from bench.stats import percentile  # noqa: E402
 from channels_in.base import Envelope  # noqa: E402
 from channels_in.crypto import encrypt_secret  # noqa: E402
-from channels_in.models import ChannelAccount, RawInbound, WeChatAccount  # noqa: E402
+from channels_in.models import ChannelAccount, PhoneLine, RawInbound, WeChatAccount  # noqa: E402
+from channels_in.phone_twiml import SIGNATURE_HEADER, twilio_signature  # noqa: E402
 from channels_in.pipeline import process_raw, store_raw  # noqa: E402
 from channels_in.wechat_crypto import MessageCipher, signature  # noqa: E402
 from helpdesk import tenancy  # noqa: E402
@@ -57,6 +63,8 @@ TOKEN = "benchToken2026"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 APP_ID = "wx0000000000b3c4d5"
 CONTENT = ["你好，订单 SO2026{n:05d} 还没发货", "退款什么时候到账？", "[图片]请看一下破损的地方"]
+TWILIO_AUTH_TOKEN = "benchTwilioAuthToken2026"
+TWILIO_NUMBER = "+14155550100"
 
 
 def wechat_channel(tenant: Tenant) -> ChannelAccount:
@@ -71,18 +79,35 @@ def wechat_channel(tenant: Tenant) -> ChannelAccount:
         return account
 
 
+def phone_channel(tenant: Tenant) -> ChannelAccount:
+    """A phone channel whose line is a Twilio number signed with ``TWILIO_AUTH_TOKEN``."""
+    with tenancy.activate(tenant):
+        account = ChannelAccount.objects.create(kind="phone", name="Bench 热线")
+        PhoneLine.objects.create(
+            account=account,
+            number=TWILIO_NUMBER,
+            auth_token_encrypted=encrypt_secret(TWILIO_AUTH_TOKEN),
+        )
+        return account
+
+
+# One request to send: the path with its query, the body and the headers.
+Request = tuple[str, bytes, dict[str, str]]
+
+
 class Pushes:
     """Safe-mode text pushes as WeChat sends them, each with its own MsgId, from ``customers``
     followers."""
 
-    def __init__(self, *, customers: int) -> None:
+    def __init__(self, *, path: str, customers: int) -> None:
+        self.path = path
         self.cipher = MessageCipher(AES_KEY, APP_ID)
         self.customers = customers
         self.counter = 0
         self.lock = threading.Lock()
         self.run = uuid.uuid4().int % 10**9
 
-    def next(self) -> tuple[str, bytes]:
+    def next(self) -> Request:
         with self.lock:
             self.counter += 1
             n = self.counter
@@ -105,14 +130,61 @@ class Pushes:
             "msg_signature": signature(TOKEN, now, nonce, encrypt),
         }
         body = f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
-        return urlencode(query), body.encode()
+        return f"{self.path}?{urlencode(query)}", body.encode(), {"Content-Type": "text/xml"}
+
+    @staticmethod
+    def accepted(status: int, answer: bytes) -> bool:
+        return status == 200 and answer == b"success"
 
 
-def fire(
-    port: int, path: str, pushes: Pushes, *, count: int, threads: int
-) -> tuple[list[float], int]:
-    """Post ``count`` pushes from ``threads`` keep-alive connections; each answer's time in
-    seconds, and how many answers were not 200 "success"."""
+class Calls:
+    """Twilio's voice webhook for an incoming call, as Twilio posts it: a form signed with
+    X-Twilio-Signature (HMAC-SHA1 of the full URL and the sorted fields, with the line's auth
+    token), each a call of its own (``CallSid``) from one of ``customers`` numbers."""
+
+    def __init__(self, *, port: int, path: str, customers: int) -> None:
+        self.target = f"{path}?event=voice"
+        # The URL Twilio requested, as the server rebuilds it from the Host header.
+        self.url = f"http://127.0.0.1:{port}{self.target}"
+        self.customers = customers
+        self.counter = 0
+        self.lock = threading.Lock()
+        self.run = uuid.uuid4().hex[:8]
+
+    def next(self) -> Request:
+        with self.lock:
+            self.counter += 1
+            n = self.counter
+        caller = f"+86138{n % self.customers:08d}"
+        form = {
+            "AccountSid": "AC00000000000000000000000000000001",
+            "ApiVersion": "2010-04-01",
+            "CallSid": f"CA{self.run}{n:024d}",
+            "Called": TWILIO_NUMBER,
+            "Caller": caller,
+            "CallerCountry": "CN",
+            "CallStatus": "ringing",
+            "Direction": "inbound",
+            "From": caller,
+            "FromCountry": "CN",
+            "To": TWILIO_NUMBER,
+            "ToCountry": "US",
+        }
+        signed = twilio_signature(auth_token=TWILIO_AUTH_TOKEN, url=self.url, params=form.items())
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            SIGNATURE_HEADER: signed,
+        }
+        return self.target, urlencode(form).encode(), headers
+
+    @staticmethod
+    def accepted(status: int, answer: bytes) -> bool:
+        return status == 200 and b"<Response" in answer
+
+
+def fire(port: int, source: Pushes | Calls, *, count: int, threads: int) -> tuple[list[float], int]:
+    """Post ``count`` requests of ``source`` from ``threads`` keep-alive connections; each
+    answer's time in seconds, and how many answers the provider would not have taken."""
     times: list[float] = []
     errors = [0]
     left = [count]
@@ -125,13 +197,13 @@ def fire(
                 if left[0] <= 0:
                     break
                 left[0] -= 1
-            query, body = pushes.next()
+            target, body, headers = source.next()
             started = time.perf_counter()
             try:
-                conn.request("POST", f"{path}?{query}", body, {"Content-Type": "text/xml"})
+                conn.request("POST", target, body, headers)
                 response = conn.getresponse()
                 answer = response.read()
-                ok = response.status == 200 and answer == b"success"
+                ok = source.accepted(response.status, answer)
             except (OSError, http.client.HTTPException):
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -237,9 +309,10 @@ def run(options: argparse.Namespace) -> dict[str, object]:
     slug = f"bench-wechat-{time.strftime('%Y%m%d%H%M%S')}"
     tenant, _ = bench_channel(slug)
     account = wechat_channel(tenant)
-    path = f"/inbound/{slug}/wechat/{account.pk}/"
-    pushes = Pushes(customers=options.customers)
+    phone = phone_channel(tenant)
+    pushes = Pushes(path=f"/inbound/{slug}/wechat/{account.pk}/", customers=options.customers)
     port = free_port()
+    calls = Calls(port=port, path=f"/inbound/{slug}/phone/{phone.pk}/", customers=options.customers)
     connections.close_all()  # the forked ingest processes open their own
     server = start_server(port)
     results: dict[str, object] = {
@@ -251,9 +324,12 @@ def run(options: argparse.Namespace) -> dict[str, object]:
     filed = context.Value("i", 0)
     ingest: list[multiprocessing.process.BaseProcess] = []
     try:
-        fire(port, path, pushes, count=options.warmup, threads=options.threads)
-        idle, idle_errors = fire(port, path, pushes, count=options.pushes, threads=options.threads)
+        fire(port, pushes, count=options.warmup, threads=options.threads)
+        fire(port, calls, count=options.warmup, threads=options.threads)
+        idle, idle_errors = fire(port, pushes, count=options.pushes, threads=options.threads)
         results.update(summary("wechat_idle", idle, idle_errors))
+        idle, idle_errors = fire(port, calls, count=options.calls, threads=options.threads)
+        results.update(summary("twilio_idle", idle, idle_errors))
 
         ingest = [
             context.Process(target=ingest_forever, args=(slug, seed, stop, filed))
@@ -273,12 +349,13 @@ def run(options: argparse.Namespace) -> dict[str, object]:
         time.sleep(options.ingest_alone_seconds)
         alone = (filed.value - before) / (time.perf_counter() - began)
 
+        # One provider after the other, each while the mail is being filed.
         before, began = filed.value, time.perf_counter()
-        loaded, loaded_errors = fire(
-            port, path, pushes, count=options.pushes, threads=options.threads
-        )
-        during = (filed.value - before) / (time.perf_counter() - began)
+        loaded, loaded_errors = fire(port, pushes, count=options.pushes, threads=options.threads)
         results.update(summary("wechat_during_ingest", loaded, loaded_errors))
+        loaded, loaded_errors = fire(port, calls, count=options.calls, threads=options.threads)
+        results.update(summary("twilio_during_ingest", loaded, loaded_errors))
+        during = (filed.value - before) / (time.perf_counter() - began)
         results["email_ingest_processes"] = options.ingest_processes
         results["email_ingest_messages_per_s_alone"] = round(alone, 1)
         results["email_ingest_messages_per_s_during_pushes"] = round(during, 1)
@@ -297,14 +374,16 @@ def run(options: argparse.Namespace) -> dict[str, object]:
         celery_app.control.purge()  # the pushes' tasks: filed below instead
 
     with tenancy.activate(tenant):
-        stored = list(RawInbound.objects.filter(account=account).values_list("pk", flat=True))
-        for raw_id in stored:
-            process_raw(raw_id)
-        results["wechat_pushes_stored"] = len(stored)
+        for prefix, each in (("wechat_pushes", account), ("twilio_calls", phone)):
+            stored = list(RawInbound.objects.filter(account=each).values_list("pk", flat=True))
+            for raw_id in stored:
+                process_raw(raw_id)
+            results[f"{prefix}_stored"] = len(stored)
         results["wechat_messages_filed"] = Message.objects.filter(channel_account=account).count()
-        results["wechat_failed"] = RawInbound.objects.filter(
-            account=account, state=RawInbound.State.FAILED
-        ).count()
+        for prefix, each in (("wechat", account), ("twilio", phone)):
+            results[f"{prefix}_failed"] = RawInbound.objects.filter(
+                account=each, state=RawInbound.State.FAILED
+            ).count()
     if not options.keep:
         delete_bench_data(tenant)
     return results
@@ -312,7 +391,10 @@ def run(options: argparse.Namespace) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pushes", type=int, default=1000, help="pushes in each phase")
+    parser.add_argument("--pushes", type=int, default=1000, help="WeChat pushes in each phase")
+    parser.add_argument(
+        "--calls", type=int, help="Twilio call webhooks in each phase (default: --pushes)"
+    )
     parser.add_argument("--warmup", type=int, default=100, help="pushes before measuring")
     parser.add_argument(
         "--threads", type=int, default=1, help="connections posting pushes at the same time"
@@ -331,9 +413,14 @@ def main(argv: list[str] | None = None) -> None:
         help="how long email ingest is timed alone, before the pushes",
     )
     parser.add_argument("--keep", action="store_true", help="keep the bench merchant's data")
+    add_json_argument(parser)
     options = parser.parse_args(argv)
-    for name, value in run(options).items():
+    if options.calls is None:
+        options.calls = options.pushes
+    figures = run(options)
+    for name, value in figures.items():
         print(f"{name}: {value}")
+    write_json(options.json, figures)
 
 
 if __name__ == "__main__":

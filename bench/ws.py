@@ -46,6 +46,7 @@ from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.test import Client  # noqa: E402
 
+from bench.results import add_json_argument, write_json  # noqa: E402
 from bench.stats import percentile  # noqa: E402
 from channels_in.chat_channels import ChatSettings, create_chat_channel  # noqa: E402
 from helpdesk import tenancy  # noqa: E402
@@ -316,11 +317,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=20, help="messages per second")
     parser.add_argument("--eager", action="store_true", help="file messages in the server")
     parser.add_argument("--worker-concurrency", type=int, default=2, help="Celery processes")
+    add_json_argument(parser)
     options = parser.parse_args(argv)
     if options.visitors < 1 or options.messages > options.visitors or options.rate <= 0:
         parser.error("need --visitors >= 1, --messages <= --visitors and --rate > 0")
-    for name, value in run(options).items():
+    figures = run(options)
+    for name, value in figures.items():
         print(f"{name}: {value}")
+    write_json(options.json, figures)
 
 
 if __name__ == "__main__":

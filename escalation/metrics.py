@@ -190,25 +190,36 @@ def rate_by_group(*, days: int = 7, end: datetime | None = None) -> list[dict[st
     ]
 
 
-def rate_series(*, days: int = 30, window: int = 7, end: datetime | None = None) -> list[dict]:
-    """One point per day of the last ``days`` days (the merchant's days, ending with the day of
-    ``end``): the rolling ``window``-day rate ending that day. One grouped query by day."""
-    days, window = check_days(days), check_days(window)
-    end = _end(end)
+def series_bounds(*, days: int, window: int, end: datetime) -> tuple[date, datetime, datetime]:
+    """The first day a series of ``days`` points shows, the moment its counting starts (``window
+    - 1`` days earlier, so the first point has a whole window) and the start of ``end``'s day,
+    all in the merchant's time zone."""
     zone = time_zone()
     last_day = end.astimezone(zone).date()
     first_day = last_day - timedelta(days=days - 1)
     fetch_from = datetime.combine(first_day - timedelta(days=window - 1), datetime.min.time(), zone)
-    per_day = {
+    return first_day, fetch_from, datetime.combine(last_day, datetime.min.time(), zone)
+
+
+def daily_complaints(*, start: datetime, end: datetime) -> dict[date, tuple[int, int]]:
+    """(complaint tickets, escalated) per merchant day for tickets created in [start, end): one
+    grouped query."""
+    return {
         row["day"]: (row["complaints"], row["escalated"])
-        for row in complaint_tickets(start=fetch_from, end=end)
-        .annotate(day=TruncDate("created_at", tzinfo=zone))
+        for row in complaint_tickets(start=start, end=end)
+        .annotate(day=TruncDate("created_at", tzinfo=time_zone()))
         .values("day")
         .annotate(
             complaints=Count("pk"), escalated=Count("pk", filter=Q(escalated_at__isnull=False))
         )
         .order_by("day")
     }
+
+
+def rolling_series(
+    per_day: dict[date, tuple[int, int]], *, first_day: date, days: int, window: int
+) -> list[dict]:
+    """One point per day from ``first_day``: the rolling ``window``-day rate ending that day."""
     series = []
     for offset in range(days):
         day = first_day + timedelta(days=offset)
@@ -224,6 +235,16 @@ def rate_series(*, days: int = 30, window: int = 7, end: datetime | None = None)
             }
         )
     return series
+
+
+def rate_series(*, days: int = 30, window: int = 7, end: datetime | None = None) -> list[dict]:
+    """One point per day of the last ``days`` days (the merchant's days, ending with the day of
+    ``end``): the rolling ``window``-day rate ending that day. One grouped query by day."""
+    days, window = check_days(days), check_days(window)
+    end = _end(end)
+    first_day, fetch_from, _today = series_bounds(days=days, window=window, end=end)
+    per_day = daily_complaints(start=fetch_from, end=end)
+    return rolling_series(per_day, first_day=first_day, days=days, window=window)
 
 
 def escalation_drivers(
@@ -385,12 +406,15 @@ def month_bounds(month: date | None = None) -> tuple[date, datetime, datetime]:
     return first, start, datetime.combine(following, datetime.min.time(), zone)
 
 
-def remedy_spend(*, month: date | None = None) -> list[dict[str, Any]]:
+def remedy_spend(
+    *, month: date | None = None, found_policy: EscalationPolicy | None = None
+) -> list[dict[str, Any]]:
     """What the remedies granted in the calendar month (merchant's time) add up to, per
     currency and kind, against the monthly budget in its currency: ``share`` is the percentage
-    of the budget spent. The budget's currency is listed even with nothing spent. Two queries."""
+    of the budget spent. The budget's currency is listed even with nothing spent. Two queries
+    (one when the caller read the policy)."""
     _, start, end = month_bounds(month)
-    found = policy()
+    found = found_policy or policy()
     grouped = (
         Remedy.objects.filter(created_at__gte=start, created_at__lt=end)
         .values("currency", "kind")
@@ -640,9 +664,12 @@ def defect_rates(
     return rows
 
 
-def what_if(*, days: int = 7, end: datetime | None = None) -> list[Any]:
+def what_if(
+    *, days: int = 7, end: datetime | None = None, figures: RateFigures | None = None
+) -> list[Any]:
     """Per remedy kind and currency of the over-limit escalations in the window: what higher
-    per-grant limits would have absorbed, cost and left of the rate (see ``whatif``)."""
+    per-grant limits would have absorbed, cost and left of the rate (see ``whatif``);
+    ``figures``: the rate of that same window, when the caller counted it already."""
     from escalation.whatif import what_if as compute
 
-    return compute(days=days, end=end)
+    return compute(days=days, end=end, figures=figures)

@@ -183,7 +183,9 @@ def _avoidable(start: datetime, end: datetime) -> dict[tuple[str, str], Counter[
     return found
 
 
-def what_if(*, days: int = 7, end: datetime | None = None) -> list[WhatIf]:
+def what_if(
+    *, days: int = 7, end: datetime | None = None, figures: metrics.RateFigures | None = None
+) -> list[WhatIf]:
     """Per remedy kind and currency with over-limit escalations created in the ``days`` before
     ``end``: the per-grant cap most of those requests ran into, and for each candidate higher
     cap the requests it would have absorbed, their cost and the ``days``-day escalation rate
@@ -196,7 +198,8 @@ def what_if(*, days: int = 7, end: datetime | None = None) -> list[WhatIf]:
         return []
     caps = _caps(requests)
     avoidable = _avoidable(start, end)
-    figures = metrics.escalation_rate(days=days, end=end)
+    if figures is None or figures.days != days:
+        figures = metrics.escalation_rate(days=days, end=end)
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in requests:
         grouped[row["kind"], row["currency"]].append(row)

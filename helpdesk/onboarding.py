@@ -128,10 +128,10 @@ def _progress() -> OnboardingProgress | None:
     return OnboardingProgress.objects.first()
 
 
-def _channel_done(kind: str) -> bool:
+def _active_channel_kinds() -> set[str]:
     from channels_in.models import ChannelAccount
 
-    return ChannelAccount.objects.filter(kind=kind, is_active=True).exists()
+    return set(ChannelAccount.objects.filter(is_active=True).values_list("kind", flat=True))
 
 
 def _chat_seen() -> bool:
@@ -159,9 +159,13 @@ def _limits_done() -> bool:
     from tickets.audit import AuditKind
     from tickets.models import AuditEvent
 
+    # By object type first: the audit index starts (tenant, object_type), so a merchant with
+    # millions of ticket rows in its audit log is not read through to find none.
     return (
         RemedyLimit.objects.exists()
-        or AuditEvent.objects.filter(action=AuditKind.ESCALATION_POLICY_CHANGED.value).exists()
+        or AuditEvent.objects.filter(
+            object_type="escalationpolicy", action=AuditKind.ESCALATION_POLICY_CHANGED.value
+        ).exists()
     )
 
 
@@ -171,15 +175,21 @@ def _import_done() -> bool:
     return has_completed_import()
 
 
-def checklist(tenant: Tenant) -> Checklist:
-    """The active merchant's steps, each with what its data says (the merchant must be active)."""
-    progress = _progress()
+_UNREAD = object()
+
+
+def checklist(tenant: Tenant, progress: Any = _UNREAD) -> Checklist:
+    """The active merchant's steps, each with what its data says (the merchant must be active);
+    ``progress`` is the merchant's OnboardingProgress (or None) when the caller read it already."""
+    if progress is _UNREAD:
+        progress = _progress()
     skipped = set(progress.skipped_steps) if progress else set()
+    channels = _active_channel_kinds()
     done = {
-        "email": _channel_done("email"),
-        "chat": _chat_seen(),
-        "wechat": _channel_done("wechat"),
-        "phone": _channel_done("phone"),
+        "email": "email" in channels,
+        "chat": "chat" in channels and _chat_seen(),
+        "wechat": "wechat" in channels,
+        "phone": "phone" in channels,
         "team": _team_done(tenant),
         "limits": _limits_done(),
         "import": _import_done(),
@@ -254,7 +264,10 @@ def reminder(acting_agent: Any) -> Checklist | None:
     all settled, or dismissed). Cheap for everyone else: no query."""
     if acting_agent is None or not may_see_checklist(acting_agent):
         return None
-    found = checklist(acting_agent.tenant)
-    if found.dismissed or found.complete:
+    progress = _progress()
+    if progress is not None and progress.dismissed_at:
+        return None  # hidden: one query, not the whole checklist, on every page
+    found = checklist(acting_agent.tenant, progress)
+    if found.complete:
         return None
     return found

@@ -135,14 +135,21 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-if REDIS_URL:
+# The channel layer may be spread over several Redis nodes: CHANNEL_LAYER_REDIS_URLS, comma-
+# separated, becomes channels-redis' `hosts`, which it shards over (a channel or group name is
+# hashed to one node). Every web and worker process must list the same nodes in the same order.
+# Unset, the layer uses REDIS_URL like the broker and the cache (docs/scaling.md).
+CHANNEL_LAYER_REDIS_URLS = env_list("CHANNEL_LAYER_REDIS_URLS") or (
+    [REDIS_URL] if REDIS_URL else []
+)
+if CHANNEL_LAYER_REDIS_URLS:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {
-                        "address": REDIS_URL,
+                        "address": address,
                         # An idle socket waits in BZPOPMIN for 5 s (channels-redis' brpop_timeout).
                         # redis-py 8 defaults socket_timeout to 5 s, so that wait raised
                         # TimeoutError and closed agents' sockets; 7.x waited forever. 15 s
@@ -150,6 +157,7 @@ if REDIS_URL:
                         "socket_timeout": 15,
                         "socket_connect_timeout": 5,
                     }
+                    for address in CHANNEL_LAYER_REDIS_URLS
                 ],
                 "prefix": env_str("CHANNEL_LAYER_PREFIX", "helpdesk"),
             },
@@ -172,6 +180,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # agent may send again a reply stuck "sending").
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3 * 60 * 60}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Pool processes per worker: empty means Celery's default, one per CPU (docs/scaling.md). The
+# worker's --concurrency option, where given, wins.
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_CONCURRENCY", 0) or None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Workers ride out a broker outage however long it lasts (Celery's default gives up after 100

@@ -3,8 +3,11 @@ row-level security, and a second run that adds nothing."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from bench.generate import Options, generate
 from escalation.models import Escalation, Remedy
@@ -14,8 +17,8 @@ from helpdesk.permissions import SYSTEM
 from tickets.models import Customer, Message, Order, Ticket
 from tickets.services import open_ticket
 
-TINY = Options(tickets=400, tenant="bench-tiny", tenants=2, workers=1, batch=200, analyze=False)
-TINY_TOTAL = 400 + 40  # the second merchant gets a tenth
+TINY = Options(tickets=800, tenant="bench-tiny", tenants=3, workers=1, batch=200, analyze=False)
+TINY_SIZES = [400, 267, 133]  # the first holds half, the others 2/3 and 1/3 of the rest
 
 
 def visible_tickets() -> int:
@@ -30,15 +33,24 @@ def test_it_fills_the_bench_merchant_and_a_second_run_adds_nothing(tenant_globex
     first = generate(TINY)
 
     assert first["tickets"] == 400
-    assert first["tickets_created"] == TINY_TOTAL
+    assert first["tickets_created"] == sum(TINY_SIZES)
+    for slug, size in zip(["bench-tiny", "bench-tiny-2", "bench-tiny-3"], TINY_SIZES, strict=True):
+        with tenancy.activate(Tenant.objects.get(slug=slug)):
+            assert visible_tickets() == size  # the other merchants' tickets are not theirs
     bench = Tenant.objects.get(slug="bench-tiny")
     with tenancy.activate(bench):
-        assert visible_tickets() == 400  # the second merchant's 40 are not the bench's
         numbers = sorted(Ticket.objects.values_list("number", flat=True))
         assert numbers == list(range(1, 401))
-        assert Customer.objects.count() == 100
+        assert Customer.objects.count() == 120  # 0.3 a ticket
         assert Order.objects.filter(lines__isnull=False).distinct().count() == Order.objects.count()
-        assert Message.objects.filter(direction=Message.Direction.INBOUND).count() == 400
+        inbound = Message.objects.filter(direction=Message.Direction.INBOUND).count()
+        # Every ticket's first message, and a second exchange on about half the answered ones.
+        assert 400 + 100 < inbound < 400 + 300
+        assert 2.5 < Message.objects.count() / 400 < 3.5
+        oldest = Ticket.objects.order_by("created_at").first().created_at
+        assert timezone.now() - oldest > timedelta(days=700)  # two years of history
+        email = Message.objects.filter(channel="email", direction=Message.Direction.INBOUND)
+        assert not email.filter(external_id="").exists()  # real mail has a Message-ID
         escalated = Ticket.objects.filter(escalated_at__isnull=False)
         assert escalated.exists()
         assert set(escalated.values_list("pk", flat=True)) == set(
@@ -83,4 +95,4 @@ def test_fresh_deletes_the_merchants_rows_before_writing_them_again() -> None:
     assert again["tickets_created"] == 20
     with tenancy.activate(Tenant.objects.get(slug="bench-fresh")):
         assert Ticket.objects.count() == 20
-        assert Customer.objects.count() == 5
+        assert Customer.objects.count() == 6

@@ -6,22 +6,52 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.forms.utils import flatatt
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from tickets import inbox
 from tickets.models import Channel, Group, Ticket
 from tickets.people import Person
 
+SELECTED = mark_safe(" selected")
+
+
+class PlainSelect(forms.Select):
+    """A ``<select>`` of flat choices drawn in Python. Django's own draws every option through
+    two templates: with the merchant's agents in the assignee filter that was a fifth of the
+    inbox's time, on the page agents load most."""
+
+    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> SafeString:
+        chosen = set(self.format_value(value))
+        options = format_html_join(
+            "",
+            '<option value="{}"{}>{}</option>',
+            ((key, SELECTED if key in chosen else "", label) for key, label in self._flat()),
+        )
+        return format_html(
+            '<select name="{}"{}>{}</select>',
+            name,
+            flatatt(self.build_attrs(self.attrs, attrs)),
+            options,
+        )
+
+    def _flat(self) -> list[tuple[str, Any]]:
+        return [("" if key is None else str(key), label) for key, label in self.choices]
+
 
 class InboxForm(forms.Form):
-    view = forms.ChoiceField(required=False, label=_("View"))
+    view = forms.ChoiceField(required=False, label=_("View"), widget=PlainSelect)
     q = forms.CharField(required=False, max_length=200, label=_("Search"))
-    status = forms.ChoiceField(required=False, label=_("Status"))
-    channel = forms.ChoiceField(required=False, label=_("Channel"))
-    priority = forms.ChoiceField(required=False, label=_("Priority"))
+    status = forms.ChoiceField(required=False, label=_("Status"), widget=PlainSelect)
+    channel = forms.ChoiceField(required=False, label=_("Channel"), widget=PlainSelect)
+    priority = forms.ChoiceField(required=False, label=_("Priority"), widget=PlainSelect)
     tag = forms.CharField(required=False, max_length=60, label=_("Tag"))
-    group = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label=_("Group"))
-    assignee = forms.ChoiceField(required=False, label=_("Assignee"))
+    group = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, label=_("Group"), widget=PlainSelect
+    )
+    assignee = forms.ChoiceField(required=False, label=_("Assignee"), widget=PlainSelect)
     older = forms.CharField(required=False, max_length=40, label=_("Page"))
     newer = forms.CharField(required=False, max_length=40, label=_("Page"))
     mine = forms.CharField(required=False, max_length=1)  # links from before the views: ?mine=1

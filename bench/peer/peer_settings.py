@@ -1,8 +1,10 @@
-"""Django settings for django-helpdesk 2.6.1 as the ingest benchmark's peer (bench/peer.py).
+"""Django settings for django-helpdesk 2.6.1 as the benchmark's peer (bench/peer.py).
 
-The smallest set of apps and options its models, migrations and email path need, on the
-project's PostgreSQL in a database of its own. Mail it sends (acknowledgements to the submitter)
-goes to Django's in-memory outbox, built but not delivered.
+The smallest set of apps and options its models, migrations, email path and staff ticket list
+need, on the project's PostgreSQL in a database of its own. Mail it sends (acknowledgements to
+the submitter) goes to Django's in-memory outbox, built but not delivered. The middleware and
+context processors are those of a plain Django site, which the list's views and templates
+expect (sessions, auth, messages); no debug toolbar or anything else that would cost time.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = "bench-peer-not-secret"
 DEBUG = False
-ALLOWED_HOSTS = ["localhost"]
+ALLOWED_HOSTS = ["localhost", "testserver"]
 SITE_ID = 1
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -27,18 +29,34 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.sites",
     "django.contrib.humanize",
+    "django.contrib.staticfiles",
     "rest_framework",
     "helpdesk",
 ]
-MIDDLEWARE: list[str] = []
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
     }
 ]
 ROOT_URLCONF = "peer_urls"
+STATIC_URL = "/static/"
+LOGIN_URL = "helpdesk:login"
 
 DATABASES = {
     "default": {

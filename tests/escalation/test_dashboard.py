@@ -441,6 +441,29 @@ def test_the_month_sections_are_kept_a_minute_per_merchant(
 # --- live --------------------------------------------------------------------------------------
 
 
+def test_the_chart_counts_today_live_and_keeps_the_days_before_a_minute(
+    tenant_acme, supervisor_wang, codes, settings
+):
+    settings.HELPDESK_DASHBOARD_CACHE_SECONDS = 60
+    with tenancy.activate(tenant_acme):
+        data.tickets(2, escalated=0, ago=timedelta(days=3))
+    client = login(supervisor_wang)
+    assert chart_of(dashboard(client))["series"][-1]["complaints"] == 2
+
+    with tenancy.activate(tenant_acme):
+        data.tickets(1, escalated=1, ago=timedelta(seconds=1))  # today: live
+        data.tickets(1, escalated=1, ago=timedelta(days=3))  # a closed day: kept a minute
+    point = chart_of(dashboard(client))["series"][-1]
+    assert (point["complaints"], point["escalated"]) == (3, 1)
+    # The rates beside the chart are counted on every view.
+    week = dashboard(client).split('data-rate-figure="week"')[1].split("</div>")[0]
+    assert "2 of 4 complaint tickets escalated" in week
+
+    settings.HELPDESK_DASHBOARD_CACHE_SECONDS = 0
+    point = chart_of(dashboard(client))["series"][-1]
+    assert (point["complaints"], point["escalated"]) == (4, 2)
+
+
 def test_sections_say_which_events_refresh_them(supervisor_wang, agent_li, acme_ticket):
     page = dashboard(login(supervisor_wang))
     queue = re.search(r'data-live-section="queue" data-live-events="([^"]+)"', page)

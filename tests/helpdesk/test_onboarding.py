@@ -173,3 +173,23 @@ def test_the_reminder_goes_once_every_step_is_settled(owner_chen):
     assert "Finish setting up: 6 of 7 done" in client.get("/tickets/").content.decode()
     client.post("/onboarding/import/skip/")
     assert "setup-reminder" not in client.get("/tickets/").content.decode()
+
+
+def test_a_dismissed_reminder_costs_the_tickets_list_one_query(admin_zhao, tenant_acme):
+    """An admin who hid the reminder is not charged the checklist's queries on every list."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from helpdesk import onboarding
+
+    with tenancy.activate(tenant_acme):
+        admin = acting(admin_zhao)
+        shown = CaptureQueriesContext(connection)
+        with shown:
+            assert onboarding.reminder(admin) is not None
+        onboarding.dismiss_reminder(acting_agent=admin)
+        hidden = CaptureQueriesContext(connection)
+        with hidden:
+            assert onboarding.reminder(admin) is None
+    assert len(hidden.captured_queries) == 1
+    assert len(shown.captured_queries) > 4  # the steps are read while it shows
