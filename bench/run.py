@@ -207,6 +207,7 @@ HEADLINES: tuple[Headline, ...] = (
         at_least(10),
     ),
     Headline("Ticket list p95, times faster than django-helpdesk", "peer", "ratio_list_p95", "×"),
+    Headline("Search p95, times faster than django-helpdesk", "peer", "ratio_search_p95", "×"),
     Headline(
         "WeChat push p99 during ingest", "webhooks", "wechat_during_ingest_p99_ms", "ms", below(50)
     ),
@@ -230,6 +231,19 @@ HEADLINES: tuple[Headline, ...] = (
     Headline(
         "Routing, concurrent assignments", "routing", "concurrent_assignments_per_second", "/s"
     ),
+    Headline("Web server memory with 1,000 sockets (RSS)", "ws", "ws_server_rss_mb", "MB"),
+    Headline(
+        "Memory per web process after ingest (RSS)", "scaling", "memory_web_process_rss_mb_n1", "MB"
+    ),
+    Headline(
+        "Memory per worker process after ingest (RSS)",
+        "scaling",
+        "memory_celery_child_rss_mb_n1",
+        "MB",
+    ),
+    Headline("Mail filed end to end, 1 web + 1 worker", "scaling", "filed_per_second_n1", "msg/s"),
+    Headline("Speed-up with 2 web + 2 worker processes", "scaling", "speedup_n2", "×"),
+    Headline("Speed-up with 4 web + 4 worker processes", "scaling", "speedup_n4", "×"),
 )
 
 

@@ -28,6 +28,8 @@ def access_ticket(*, agent: ActingAgent, number: int) -> Ticket:
     """The active merchant's ticket with this number that ``agent`` may work, or 404."""
     ticket = (
         Ticket.objects.select_related("customer", "order", "assignee", "group")
+        # The search words (tens of KB on a long conversation) are the search's, not the page's.
+        .defer("search_text")
         .filter(number=number)
         .first()
     )
