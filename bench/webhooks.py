@@ -374,11 +374,24 @@ def run(options: argparse.Namespace) -> dict[str, object]:
         celery_app.control.purge()  # the pushes' tasks: filed below instead
 
     with tenancy.activate(tenant):
-        for prefix, each in (("wechat_pushes", account), ("twilio_calls", phone)):
+        # Filing what each channel stored, one delivery at a time as a worker takes them: the
+        # channel's ingest rate and latency after the answer (the email's is bench/ingest.py).
+        for prefix, channel, each in (
+            ("wechat_pushes", "wechat", account),
+            ("twilio_calls", "twilio", phone),
+        ):
             stored = list(RawInbound.objects.filter(account=each).values_list("pk", flat=True))
+            took = []
             for raw_id in stored:
+                began = time.perf_counter()
                 process_raw(raw_id)
+                took.append(time.perf_counter() - began)
             results[f"{prefix}_stored"] = len(stored)
+            if took:
+                took.sort()
+                results[f"{channel}_filing_messages_per_second"] = round(len(took) / sum(took), 1)
+                results[f"{channel}_filing_p50_ms"] = round(1000 * percentile(took, 0.50), 1)
+                results[f"{channel}_filing_p95_ms"] = round(1000 * percentile(took, 0.95), 1)
         results["wechat_messages_filed"] = Message.objects.filter(channel_account=account).count()
         for prefix, each in (("wechat", account), ("twilio", phone)):
             results[f"{prefix}_failed"] = RawInbound.objects.filter(
